@@ -1,0 +1,181 @@
+"""Python side of the native block counter (``native/blockcount.c``).
+
+The C file is compiled once with the system C compiler against the headers and library that
+the unicorn wheel ships, cached under the build directory by content hash, and loaded with
+ctypes. Python is consulted once per *distinct* block (to describe its timing), never per
+executed block or instruction.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import unicorn
+
+from ..errors import ToolchainError
+from ..paths import build_dir
+
+_SOURCE = Path(__file__).with_name("native") / "blockcount.c"
+_UNICORN_DIR = Path(unicorn.__file__).parent
+FLAG_HALT = 1
+
+STOP_RUNNING, STOP_BUDGET, STOP_HALT, STOP_DESCRIBE, STOP_NOMEM, STOP_CYCLES = range(6)
+
+
+class BlockDesc(ctypes.Structure):
+    """What the timing model says about one block (mirrors ``asb_desc_t``)."""
+
+    _fields_ = [("n_insn", ctypes.c_uint32), ("cost_fall", ctypes.c_uint32),
+                ("cost_taken", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+
+
+class BlockRecord(ctypes.Structure):
+    """One distinct block and its counts (mirrors ``asb_block_t``)."""
+
+    _fields_ = [("addr", ctypes.c_uint32), ("size", ctypes.c_uint32), ("d", BlockDesc),
+                ("count", ctypes.c_uint64), ("taken", ctypes.c_uint64)]
+
+
+DESCRIBE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32,
+                               ctypes.POINTER(BlockDesc))
+
+
+class CounterState(ctypes.Structure):
+    """Live counters shared with C (mirrors ``asb_state_t``)."""
+
+    _fields_ = [("instructions", ctypes.c_uint64), ("cycles", ctypes.c_uint64),
+                ("budget", ctypes.c_uint64), ("cycle_budget", ctypes.c_uint64),
+                ("blocks_executed", ctypes.c_uint64),
+                ("stop_reason", ctypes.c_uint32), ("halt_addr", ctypes.c_uint32),
+                ("n_blocks", ctypes.c_uint32), ("capacity", ctypes.c_uint32),
+                ("table", ctypes.c_void_p), ("prev", ctypes.c_int64),
+                ("describe", ctypes.c_void_p), ("hook", ctypes.c_size_t)]
+
+
+def _unicorn_lib() -> Path:
+    libs = sorted((_UNICORN_DIR / "lib").glob("libunicorn.so*"))
+    if not libs:
+        raise ToolchainError(f"the unicorn wheel has no shared library under {_UNICORN_DIR}/lib")
+    return libs[0]
+
+
+def library_path() -> Path:
+    """Compile the counter if needed and return the shared object's path."""
+    lib = _unicorn_lib()
+    key = hashlib.sha256(_SOURCE.read_bytes() + unicorn.__version__.encode()).hexdigest()[:16]
+    out = build_dir() / "native" / f"blockcount-{key}.so"
+    if out.exists():
+        return out
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise ToolchainError("no host C compiler (cc) found: install gcc (make setup does)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.so")
+    cmd = [cc, "-O2", "-shared", "-fPIC", "-std=c11", "-Wall", "-Werror",
+           f"-I{_UNICORN_DIR / 'include'}", str(_SOURCE), "-o", str(tmp),
+           str(lib), f"-Wl,-rpath,{lib.parent}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ToolchainError(f"compiling the block counter failed:\n{proc.stderr.strip()}")
+    tmp.replace(out)  # atomic: concurrent builders never see a half-written library
+    return out
+
+
+_LIB: ctypes.CDLL | None = None
+
+
+def _lib() -> ctypes.CDLL:
+    global _LIB
+    if _LIB is None:
+        lib = ctypes.CDLL(str(library_path()))
+        lib.asb_new.restype = ctypes.POINTER(CounterState)
+        lib.asb_new.argtypes = [DESCRIBE_FN]
+        lib.asb_attach.argtypes = [ctypes.POINTER(CounterState), ctypes.c_void_p]
+        lib.asb_detach.argtypes = [ctypes.POINTER(CounterState), ctypes.c_void_p]
+        lib.asb_finish.argtypes = [ctypes.POINTER(CounterState)]
+        lib.asb_export.restype = ctypes.c_uint32
+        lib.asb_export.argtypes = [ctypes.POINTER(CounterState), ctypes.POINTER(BlockRecord),
+                                   ctypes.c_uint32]
+        lib.asb_free.argtypes = [ctypes.POINTER(CounterState)]
+        _LIB = lib
+    return _LIB
+
+
+@dataclass(frozen=True)
+class BlockCount:
+    """A distinct block with its execution counts, as exported after a run."""
+
+    addr: int
+    size: int
+    n_insn: int
+    cost_fall: int
+    cost_taken: int
+    count: int
+    taken: int
+
+
+class BlockCounter:
+    """Owns one native counter attached to one Unicorn engine.
+
+    ``describe(addr, size) -> (n_insn, cost_fall, cost_taken, flags)`` is called once per
+    distinct block. An exception in it stops the run; it is kept in ``describe_error``.
+    """
+
+    def __init__(self, uc: unicorn.Uc, describe: Callable[[int, int], tuple[int, int, int, int]]):
+        self._describe_py = describe
+        self.describe_error: BaseException | None = None
+        self._cb = DESCRIBE_FN(self._describe)  # keep a reference: C holds the pointer
+        lib = _lib()
+        self._state = lib.asb_new(self._cb)
+        if not self._state:
+            raise MemoryError("cannot allocate the block counter")
+        self._uc = uc
+        err = lib.asb_attach(self._state, uc._uch)
+        if err != 0:
+            raise RuntimeError(f"uc_hook_add failed with Unicorn error {err}")
+
+    def _describe(self, addr: int, size: int, out: ctypes.POINTER(BlockDesc)) -> int:
+        try:
+            n, fall, taken, flags = self._describe_py(addr, size)
+            d = out.contents
+            d.n_insn, d.cost_fall, d.cost_taken, d.flags = n, fall, taken, flags
+            return 0
+        except BaseException as exc:  # noqa: BLE001 - carried across the C boundary
+            self.describe_error = exc
+            return 1
+
+    @property
+    def state(self) -> CounterState:
+        """The live counters (instructions, cycles, budget, stop_reason …)."""
+        return self._state.contents
+
+    def finish(self) -> None:
+        """Account the block in flight when a run ends."""
+        _lib().asb_finish(self._state)
+
+    def blocks(self) -> list[BlockCount]:
+        """Every distinct block seen, with counts."""
+        n = self.state.n_blocks
+        arr = (BlockRecord * max(n, 1))()
+        got = _lib().asb_export(self._state, arr, n)
+        return [BlockCount(b.addr, b.size, b.d.n_insn, b.d.cost_fall, b.d.cost_taken,
+                           b.count, b.taken) for b in arr[:got]]
+
+    def close(self) -> None:
+        """Detach from the engine and free the native state."""
+        if self._state:
+            _lib().asb_detach(self._state, self._uc._uch)
+            _lib().asb_free(self._state)
+            self._state = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass

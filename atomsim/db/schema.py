@@ -1,0 +1,56 @@
+"""AtomDB's SQLite schema. One version number; opening a database of another version fails."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+SOURCES = ("emulator", "board", "import")
+
+# atoms: board-independent, one row per atom key (the paper's columns + ours).
+# measurements: one row per (board, atom, kernel variant, source), with its provenance.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS atoms (
+    atom_key     TEXT PRIMARY KEY,
+    type         TEXT NOT NULL,
+    groups       INTEGER NOT NULL,
+    c_in         INTEGER NOT NULL,
+    h_in         INTEGER NOT NULL,
+    w_in         INTEGER NOT NULL,
+    k1           INTEGER NOT NULL,
+    k2           INTEGER NOT NULL,
+    c_out        INTEGER NOT NULL,
+    h_out        INTEGER NOT NULL,
+    w_out        INTEGER NOT NULL,
+    stride       INTEGER NOT NULL,
+    padding      TEXT NOT NULL,
+    activation   TEXT NOT NULL,
+    flash        INTEGER NOT NULL,
+    macs         INTEGER NOT NULL,
+    input_bytes  INTEGER NOT NULL,
+    output_bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS atoms_by_type ON atoms (type, c_in, c_out, h_in);
+CREATE TABLE IF NOT EXISTS measurements (
+    id                   INTEGER PRIMARY KEY,
+    board                TEXT NOT NULL,
+    atom_key             TEXT NOT NULL REFERENCES atoms (atom_key),
+    kernel_variant       TEXT NOT NULL,
+    source               TEXT NOT NULL CHECK (source IN ('emulator', 'board', 'import')),
+    latency_ms           REAL NOT NULL CHECK (latency_ms >= 0),
+    cycles               INTEGER,
+    instructions         INTEGER,
+    sram_bytes           INTEGER,
+    flash_bytes          INTEGER,
+    firmware_hash        TEXT,
+    timing_model_version TEXT,
+    emulator_version     TEXT,
+    calibration_id       TEXT,
+    created_at           TEXT NOT NULL,
+    UNIQUE (board, atom_key, kernel_variant, source)
+);
+CREATE INDEX IF NOT EXISTS measurements_by_atom ON measurements (atom_key, board);
+CREATE INDEX IF NOT EXISTS measurements_by_board ON measurements (board, kernel_variant, source);
+"""

@@ -180,5 +180,11 @@ def build_example(example: str, board: Board, extra_flags: Sequence[str] = ()) -
     src_dir = EXAMPLES_DIR / example
     if not (src_dir / "main.c").exists():
         raise ConfigError(f"unknown example {example!r}; examples: {', '.join(examples())}")
-    return build(example, board, sorted(src_dir.glob("*.c")), include_dirs=[src_dir],
-                 extra_flags=extra_flags)
+    elf = build(example, board, sorted(src_dir.glob("*.c")), include_dirs=[src_dir],
+                extra_flags=extra_flags)
+    if not extra_flags:  # a stable path for scripts: build/firmware/<board>/<example>.elf
+        stable = elf.parents[2] / f"{example}.elf"
+        tmp = stable.with_suffix(f".tmp{os.getpid()}")
+        shutil.copyfile(elf, tmp)
+        tmp.replace(stable)
+    return elf

@@ -20,13 +20,24 @@ from unicorn import arm_const as A
 from .. import elf as elfmod
 from ..boards import Board
 from ..errors import (
-    AtomSimError, DoesNotFit, FirmwareError, FirmwareFailure, HardFault, StackOverflow, Timeout,
+    AtomSimError,
+    DoesNotFit,
+    FirmwareError,
+    FirmwareFailure,
+    HardFault,
+    StackOverflow,
+    Timeout,
     UnmodelledAccess,
 )
 from ..firmware import STACK_GUARD_BYTES
 from ..timing import decode, model_for
 from .counter import (
-    STOP_BUDGET, STOP_CYCLES, STOP_DESCRIBE, STOP_HALT, STOP_NOMEM, BlockCounter,
+    STOP_BUDGET,
+    STOP_CYCLES,
+    STOP_DESCRIBE,
+    STOP_HALT,
+    STOP_NOMEM,
+    BlockCounter,
 )
 from .peripherals import MODELS, Tag, UnmodelledRegister, model_key
 from .peripherals.scs import SystemControlSpace

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Protocol
 
 import capstone
@@ -38,7 +38,7 @@ class TimingModel(Protocol):
         """Cost of one decoded block."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def decoder() -> capstone.Cs:
     """A Thumb-2 M-class decoder with operand details."""
     cs = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)

@@ -1,0 +1,53 @@
+# AtomSim: `make demo` sets everything up and runs the main job; `make test` sets up and runs
+# every test (pytest and Robot). Both are idempotent and install what is missing themselves.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi gcc make
+
+.PHONY: setup toolchain venv demo test pytest robot bench clean
+
+setup: toolchain venv
+
+# OS packages: the Arm cross toolchain with newlib, and a host C compiler (for the native
+# block counter). Installed with apt-get only when something is missing.
+toolchain:
+	@missing=""; \
+	for tool in arm-none-eabi-gcc arm-none-eabi-size cc; do \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	[ -f /usr/lib/arm-none-eabi/newlib/libc_nano.a ] || [ -n "$$(ls /usr/lib/arm-none-eabi/lib/libc_nano.a 2>/dev/null)" ] || missing="$$missing newlib"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing OS packages (missing:$$missing)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Python >= 3.11 is required ($(PYTHON) is $$($(PYTHON) --version))"; exit 1; }
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -c 'from atomsim.emulator.counter import library_path; library_path()'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/atomsim demo
+
+test: setup pytest robot
+
+pytest: setup
+	$(PY) -m pytest -q
+
+robot: setup
+	$(PY) -m atomsim.robot.run
+
+bench: setup
+	$(PY) benchmarks/emulator_speed.py
+
+clean:
+	rm -rf build

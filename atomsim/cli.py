@@ -1,0 +1,174 @@
+"""The ``atomsim`` command line. One verb per function; every verb has ``--json``.
+
+User mistakes and firmware outcomes end with a message and a distinct exit code (see
+atomsim/errors.py), never with a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from .boards import board_ids, get_board, load_boards
+from .errors import AtomSimError
+
+console = Console()
+err_console = Console(stderr=True)
+
+_VERBS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def verb(name: str):
+    """Register a sub-command handler."""
+    def deco(fn):
+        _VERBS[name] = fn
+        return fn
+    return deco
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+@verb("boards")
+def cmd_boards(args) -> int:
+    """Table of boards and their memories."""
+    boards = load_boards()
+    if args.json:
+        _print_json([{
+            "id": b.id, "name": b.name, "board": b.board, "core": b.core, "clock_hz": b.clock_hz,
+            "flash_wait_states": b.flash_wait_states, "sram_budget_bytes": b.sram_budget_bytes,
+            "memories": [{"name": m.name, "addresses": list(m.addresses), "size": m.size}
+                         for m in b.platform().memories],
+            "regions": {r.name: {"address": r.address, "size": r.size}
+                        for r in (b.flash, b.ram, b.stack)},
+        } for b in boards.values()])
+        return 0
+    table = Table(title="AtomSim boards")
+    for col in ("board", "chip", "core", "clock", "flash WS", "memories (datasheet sizes)"):
+        table.add_column(col)
+    for b in boards.values():
+        mems = ", ".join(f"{m.name} {m.size // 1024} KB @0x{m.addresses[0]:08X}"
+                         for m in b.platform().memories)
+        table.add_row(b.id, f"{b.name} ({b.board})", b.core, f"{b.clock_hz / 1e6:g} MHz",
+                      str(b.flash_wait_states), mems)
+    console.print(table)
+    return 0
+
+
+@verb("build")
+def cmd_build(args) -> int:
+    """Build an example firmware for a board and print the ELF path."""
+    from .firmware import build_example
+
+    elf = build_example(args.example, get_board(args.board))
+    if args.json:
+        _print_json({"elf": str(elf), "board": args.board, "example": args.example})
+    else:
+        print(elf)
+    return 0
+
+
+@verb("run")
+def cmd_run(args) -> int:
+    """Run an ELF on a board; exit code 0 only for a clean end."""
+    from .emulator.machine import run_elf
+
+    result = run_elf(get_board(args.board), args.elf, max_instructions=args.max_instructions)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        if result.uart:
+            console.print(result.uart, end="" if result.uart.endswith("\n") else "\n",
+                          markup=False, highlight=False)
+        _run_table([(args.elf, result)])
+        if result.error is not None:
+            err_console.print(f"[red]error:[/red] {result.error}", markup=True, highlight=False)
+    return 0 if result.error is None else result.error.exit_code
+
+
+def _run_table(rows) -> None:
+    table = Table()
+    for col in ("firmware", "board", "status", "instructions", "cycles", "latency ms",
+                "Renode-style ms", "flash B", "static RAM B", "stack B", "peak RAM B"):
+        table.add_column(col, justify="right" if col not in ("firmware", "board", "status")
+                         else "left")
+    for name, r in rows:
+        table.add_row(str(name), r.board, r.status, f"{r.instructions:,}", f"{r.cycles:,}",
+                      f"{r.latency_ms:.3f}", f"{r.renode_style_ms:.3f}", f"{r.flash_bytes:,}",
+                      f"{r.static_ram_bytes:,}", f"{r.stack_bytes:,}", f"{r.peak_ram_bytes:,}")
+    console.print(table)
+
+
+@verb("demo")
+def cmd_demo(args) -> int:
+    """The main job: build the examples and run them on every board."""
+    from .emulator.machine import run_elf
+    from .firmware import build_example
+
+    rows, failed = [], 0
+    for board_id in board_ids():
+        board = get_board(board_id)
+        for example in ("hello", "clockinit", "bench"):
+            result = run_elf(board, build_example(example, board))
+            rows.append((example, result))
+            failed += result.error is not None
+    if args.json:
+        _print_json([dict(example=name, **r.to_dict()) for name, r in rows])
+    else:
+        console.rule("AtomSim demo: example firmware on the emulated boards")
+        _run_table(rows)
+    return 1 if failed else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="atomsim", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("--json", action="store_true", help="machine-readable output")
+        return sp
+
+    add("boards", "list boards and their memories")
+    b = add("build", "build an example firmware; prints the ELF path")
+    b.add_argument("example")
+    b.add_argument("--board", required=True, choices=board_ids())
+    r = add("run", "run an ELF on an emulated board")
+    r.add_argument("elf")
+    r.add_argument("--board", required=True, choices=board_ids())
+    r.add_argument("--max-instructions", type=int, default=2_000_000_000,
+                   help="instruction budget; a run that reaches it ends with status timeout")
+    add("demo", "build and run the examples on every board")
+    for extension in _EXTENSIONS:
+        extension(sub, add)
+    return p
+
+
+# Sub-command groups contributed by other modules (db, sweep, report).
+_EXTENSIONS: list[Callable] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``atomsim`` script."""
+    args = _parser().parse_args(argv)
+    try:
+        return _VERBS[args.verb](args)
+    except AtomSimError as exc:
+        if getattr(args, "json", False):
+            _print_json({"status": exc.status, "error": {"type": type(exc).__name__,
+                                                         "message": str(exc)}})
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

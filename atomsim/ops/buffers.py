@@ -1,0 +1,108 @@
+"""Python mirrors of every ``atomsim_*_get_buffer_size()`` in firmware/kernels.
+
+Each function takes the C function's dims arguments as ``(n, h, w, c)`` tuples plus the kernel
+variant (the folder the build took the kernel from). Scratch needs differ between variants:
+the reference kernels need none; the Cortex-M DSP kernels stage q15 copies of their inputs.
+tests/test_kernels_host.py checks every mirror against its C function.
+"""
+
+from __future__ import annotations
+
+from atomsim.errors import ConfigError
+
+Dims = tuple[int, int, int, int]
+VARIANTS = ("reference", "cortex_m_dsp")
+
+
+def _check(variant: str) -> bool:
+    """True for the DSP variant; raise for an unknown one."""
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown kernel variant {variant!r}: expected one of {VARIANTS}")
+    return variant == "cortex_m_dsp"
+
+
+def conv_s8_get_buffer_size(input_dims: Dims, filter_dims: Dims, output_dims: Dims,
+                            variant: str = "reference") -> int:
+    """im2col: 2 columns of KH*KW*C_IN int8 (4-byte rounded) + the same as q15."""
+    if not _check(variant):
+        return 0
+    _, kh, kw, c_in = filter_dims
+    k = kh * kw * c_in
+    return ((2 * k + 3) & ~3) + 4 * k
+
+
+def depthwise_conv_s8_get_buffer_size(input_dims: Dims, filter_dims: Dims, output_dims: Dims,
+                                      variant: str = "reference") -> int:
+    """One int32 per channel: bias + input_offset * sum of that channel's weights."""
+    return 4 * input_dims[3] if _check(variant) else 0
+
+
+def pointwise_conv_s8_get_buffer_size(input_dims: Dims, filter_dims: Dims, output_dims: Dims,
+                                      variant: str = "reference") -> int:
+    """Two input pixels as q15: 2 * C_IN int16."""
+    return 4 * input_dims[3] if _check(variant) else 0
+
+
+def fully_connected_s8_get_buffer_size(input_dims: Dims, filter_dims: Dims, output_dims: Dims,
+                                       variant: str = "reference") -> int:
+    """One input row as q15, 4-byte rounded."""
+    if not _check(variant):
+        return 0
+    _, h, w, c = input_dims
+    return (2 * h * w * c + 3) & ~3
+
+
+def pad_s8_get_buffer_size(input_dims: Dims, output_dims: Dims,
+                           variant: str = "reference") -> int:
+    """No scratch."""
+    _check(variant)
+    return 0
+
+
+def add_s8_get_buffer_size(dims: Dims, variant: str = "reference") -> int:
+    """No scratch."""
+    _check(variant)
+    return 0
+
+
+def mul_s8_get_buffer_size(input1_dims: Dims, input2_dims: Dims,
+                           variant: str = "reference") -> int:
+    """No scratch."""
+    _check(variant)
+    return 0
+
+
+def avgpool_s8_get_buffer_size(output_dims: Dims, variant: str = "reference") -> int:
+    """No scratch."""
+    _check(variant)
+    return 0
+
+
+def maxpool_s8_get_buffer_size(output_dims: Dims, variant: str = "reference") -> int:
+    """No scratch."""
+    _check(variant)
+    return 0
+
+
+def global_avgpool_s8_get_buffer_size(input_dims: Dims, variant: str = "reference") -> int:
+    """No scratch."""
+    _check(variant)
+    return 0
+
+
+def relu_s8_get_buffer_size(dims: Dims, variant: str = "reference") -> int:
+    """No scratch."""
+    _check(variant)
+    return 0
+
+
+def hard_swish_s8_get_buffer_size(dims: Dims, variant: str = "reference") -> int:
+    """No scratch."""
+    _check(variant)
+    return 0
+
+
+def hard_sigmoid_s8_get_buffer_size(dims: Dims, variant: str = "reference") -> int:
+    """No scratch."""
+    _check(variant)
+    return 0

@@ -1,0 +1,65 @@
+/* Depthwise convolution (depth multiplier 1), portable reference. Contract: atomsim_nn.h. */
+#include "atomsim_nn.h"
+#include "atomsim_nn_support.h"
+
+int32_t atomsim_depthwise_conv_s8_get_buffer_size(const atomsim_dims *input_dims,
+                                                  const atomsim_dims *filter_dims,
+                                                  const atomsim_dims *output_dims)
+{
+    (void)input_dims;
+    (void)filter_dims;
+    (void)output_dims;
+    return 0;
+}
+
+atomsim_status atomsim_depthwise_conv_s8(const atomsim_context *ctx,
+                                         const atomsim_conv_params *params,
+                                         const atomsim_per_channel_quant_params *quant,
+                                         const atomsim_dims *input_dims, const int8_t *input,
+                                         const atomsim_dims *filter_dims, const int8_t *filter,
+                                         const int32_t *bias, const atomsim_dims *output_dims,
+                                         int8_t *output)
+{
+    (void)ctx;
+    if (!atomsim_dims_ok(filter_dims) ||
+        !atomsim_conv_args_ok(params, quant, input_dims, filter_dims->h, filter_dims->w,
+                              output_dims, input, filter, output) ||
+        filter_dims->n != 1 || filter_dims->c != input_dims->c ||
+        output_dims->c != input_dims->c) {
+        return ATOMSIM_ARG_ERROR;
+    }
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, c = input_dims->c;
+    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
+    const int32_t out_h = output_dims->h, out_w = output_dims->w;
+
+    for (int32_t oy = 0; oy < out_h; oy++) {
+        const int32_t y0 = oy * params->stride_h - params->pad_h;
+        for (int32_t ox = 0; ox < out_w; ox++) {
+            const int32_t x0 = ox * params->stride_w - params->pad_w;
+            for (int32_t ch = 0; ch < c; ch++) {
+                int32_t acc = 0;
+                for (int32_t ky = 0; ky < k_h; ky++) {
+                    const int32_t y = y0 + ky;
+                    if (y < 0 || y >= in_h) {
+                        continue;
+                    }
+                    for (int32_t kx = 0; kx < k_w; kx++) {
+                        const int32_t x = x0 + kx;
+                        if (x < 0 || x >= in_w) {
+                            continue;
+                        }
+                        const int32_t in_val = input[(y * in_w + x) * c + ch];
+                        acc += (in_val + params->input_offset) * filter[(ky * k_w + kx) * c + ch];
+                    }
+                }
+                if (bias) {
+                    acc += bias[ch];
+                }
+                output[(oy * out_w + ox) * c + ch] =
+                    atomsim_requantize(acc, quant->multiplier[ch], quant->shift[ch],
+                                       params->output_offset, params->act_min, params->act_max);
+            }
+        }
+    }
+    return ATOMSIM_OK;
+}

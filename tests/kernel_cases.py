@@ -1,0 +1,372 @@
+"""The plan of named shape cases for the int8 atom kernels, and the generator of their data.
+
+One ``Case`` per (op, named shape). ``make_instance(case, seed)`` turns a case into concrete
+inputs (random data from ``numpy.random.default_rng(seed)``), the kernel's parameter record and
+the integer-exact numpy expectation. Nothing here knows how a kernel is called: the host test
+(tests/test_kernels_host.py) calls the C kernels through ctypes; a firmware test can pack the
+same arrays and records for a run on the emulator.
+
+Shape fields (all optional, op-dependent): h, w, c (input), co (output channels), k / kh, kw
+(window), s / sh, sw (stride), pt, pl (top / left pad), pb, pr (bottom / right pad, used to
+derive the output size), n (FC batches). Quantization fields: zp_in, zp_out (fixed zero
+points, else random), mult (scale of the real multipliers relative to a value that keeps
+outputs inside int8; large values saturate), act ("none", "relu", "relu6").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from atomsim.ops import quant
+from atomsim.ops import reference as ref
+
+SEEDS = tuple(range(6))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One named shape case of one op."""
+
+    op: str
+    name: str
+    shape: dict = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """pytest id: op-name."""
+        return f"{self.op}-{self.name}"
+
+
+@dataclass
+class Instance:
+    """A case made concrete: named input arrays, parameter record, expected output."""
+
+    case: Case
+    arrays: dict[str, np.ndarray]
+    params: object
+    expected: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+
+def _cases(op: str, **named: dict) -> list[Case]:
+    return [Case(op, name, shape) for name, shape in named.items()]
+
+
+PLAN: list[Case] = [
+    *_cases(
+        "conv",
+        stem_3x3_s2_c3=dict(h=9, w=9, c=3, co=8, k=3, s=2, pt=1, pl=1, pb=1, pr=1),
+        c5_co7_same=dict(h=6, w=5, c=5, co=7, k=3, s=1, pt=1, pl=1, pb=1, pr=1),
+        spatial_1x1=dict(h=1, w=1, c=6, co=5, k=1, s=1),
+        k1x3_asym_pad=dict(h=5, w=7, c=4, co=6, kh=1, kw=3, s=1, pt=0, pl=2, pb=0, pr=0),
+        k5x2_stride_2x1=dict(h=9, w=6, c=2, co=3, kh=5, kw=2, sh=2, sw=1, pt=2, pl=0, pb=2,
+                             pr=1),
+        valid_stride2_crop=dict(h=8, w=8, c=3, co=4, k=3, s=2, pb=-1, pr=-1),
+        zp_in_min=dict(h=5, w=5, c=3, co=4, k=3, s=1, pt=1, pl=1, pb=1, pr=1, zp_in=-128),
+        zp_in_max=dict(h=5, w=5, c=3, co=4, k=3, s=1, pt=1, pl=1, pb=1, pr=1, zp_in=127,
+                       zp_out=-128),
+        saturate_relu6=dict(h=4, w=4, c=8, co=9, k=3, s=1, pt=1, pl=1, pb=1, pr=1, mult=40.0,
+                            act="relu6"),
+        shift_extremes=dict(h=3, w=3, c=4, co=12, k=2, s=1, mult="extremes"),
+    ),
+    *_cases(
+        "depthwise_conv",
+        k3_s1_c8=dict(h=6, w=6, c=8, k=3, s=1, pt=1, pl=1, pb=1, pr=1),
+        k3_s2_c7=dict(h=7, w=9, c=7, k=3, s=2, pt=1, pl=1, pb=1, pr=1),
+        k3_nopad_c16=dict(h=8, w=10, c=16, k=3, s=1),
+        k5_pad2_c5=dict(h=7, w=6, c=5, k=5, s=1, pt=2, pl=2, pb=2, pr=2),
+        spatial_1x1_padded=dict(h=1, w=1, c=6, k=3, s=1, pt=1, pl=1, pb=1, pr=1),
+        asym_pad_c3=dict(h=6, w=5, c=3, k=3, s=2, pt=0, pl=1, pb=1, pr=0),
+        k3x1_c4=dict(h=5, w=4, c=4, kh=3, kw=1, s=1, pt=1, pb=1),
+        zp_in_min=dict(h=5, w=5, c=9, k=3, s=1, pt=1, pl=1, pb=1, pr=1, zp_in=-128),
+        zp_in_max_relu=dict(h=5, w=5, c=9, k=3, s=1, zp_in=127, act="relu"),
+        saturate=dict(h=5, w=6, c=12, k=3, s=1, pt=1, pl=1, pb=1, pr=1, mult=50.0),
+        shift_extremes=dict(h=4, w=4, c=12, k=3, s=1, mult="extremes"),
+    ),
+    *_cases(
+        "pointwise_conv",
+        c16_co16=dict(h=4, w=4, c=16, co=16),
+        c1_co1=dict(h=3, w=3, c=1, co=1),
+        c3_co5_odd_pixels=dict(h=3, w=5, c=3, co=5),
+        c5_co2=dict(h=2, w=3, c=5, co=2),
+        c17_co7=dict(h=2, w=2, c=17, co=7),
+        c32_co24_stride2=dict(h=6, w=7, c=32, co=24, s=2),
+        spatial_1x1=dict(h=1, w=1, c=24, co=13),
+        zp_in_min=dict(h=3, w=3, c=8, co=8, zp_in=-128, zp_out=127),
+        zp_in_max=dict(h=3, w=3, c=8, co=8, zp_in=127, zp_out=-128),
+        saturate_relu=dict(h=3, w=3, c=12, co=10, mult=30.0, act="relu"),
+        shift_extremes=dict(h=2, w=3, c=8, co=12, mult="extremes"),
+    ),
+    *_cases(
+        "fully_connected",
+        per_channel=dict(c=40, co=10),
+        per_tensor=dict(c=33, co=7, per_channel=0),
+        batch2_from_hw=dict(n=2, h=2, w=3, c=5, co=6),
+        accum1=dict(c=1, co=3),
+        zp_extremes=dict(c=12, co=5, zp_in=-128, zp_out=127),
+        saturate=dict(c=20, co=4, mult=40.0),
+    ),
+    *_cases(
+        "pad",
+        all_sides=dict(h=4, w=5, c=3, pt=1, pb=1, pl=1, pr=1),
+        asymmetric=dict(h=3, w=4, c=5, pt=0, pb=2, pl=3, pr=0),
+        none=dict(h=2, w=2, c=4),
+        zp_min=dict(h=2, w=3, c=1, pt=2, pb=0, pl=0, pr=1, zp_in=-128),
+    ),
+    *_cases(
+        "add",
+        odd_size=dict(h=3, w=5, c=7),
+        zp_extremes=dict(h=4, w=4, c=4, zp_in=-128, zp_out=127),
+        relu=dict(h=2, w=3, c=9, act="relu"),
+        scale_ratio_large=dict(h=3, w=3, c=5, ratio=40.0),
+    ),
+    *_cases(
+        "mul",
+        elementwise=dict(h=3, w=5, c=7),
+        broadcast_c13=dict(h=4, w=3, c=13, broadcast=True),
+        broadcast_1x1=dict(h=1, w=1, c=5, broadcast=True),
+        zp_extremes=dict(h=3, w=3, c=4, zp_in=-128, zp_out=127),
+        saturate=dict(h=2, w=4, c=6, mult=30.0),
+    ),
+    *_cases(
+        "avgpool",
+        k2_s2=dict(h=6, w=6, c=5, k=2, s=2),
+        k3_s1_pad1=dict(h=5, w=4, c=6, k=3, s=1, pt=1, pl=1, pb=1, pr=1),
+        k3_s2_asym=dict(h=7, w=6, c=3, k=3, s=2, pt=0, pl=1, pb=1, pr=0),
+        k3_s2_crop=dict(h=8, w=8, c=4, k=3, s=2, pb=-1, pr=-1),
+        relu_clamp=dict(h=4, w=4, c=3, k=2, s=1, act="relu"),
+    ),
+    *_cases(
+        "maxpool",
+        k2_s2=dict(h=6, w=6, c=5, k=2, s=2),
+        k3_s1_pad1=dict(h=5, w=4, c=6, k=3, s=1, pt=1, pl=1, pb=1, pr=1),
+        k3_s2_asym=dict(h=7, w=6, c=3, k=3, s=2, pt=0, pl=1, pb=1, pr=0),
+        relu6_clamp=dict(h=4, w=4, c=3, k=2, s=1, act="relu6"),
+    ),
+    *_cases(
+        "global_avgpool",
+        h7_w7_c13=dict(h=7, w=7, c=13),
+        spatial_1x1=dict(h=1, w=1, c=5),
+        h4_w6_c16=dict(h=4, w=6, c=16),
+        clamp=dict(h=3, w=3, c=8, act="relu6"),
+    ),
+    *_cases(
+        "relu",
+        relu=dict(h=3, w=4, c=5, act="relu"),
+        relu6=dict(h=3, w=4, c=5, act="relu6"),
+        rescale_up=dict(h=2, w=2, c=9, act="relu", ratio=3.0),
+        zp_extremes=dict(h=2, w=3, c=4, zp_in=127, zp_out=-128, act="relu6"),
+    ),
+    *_cases(
+        "hard_swish",
+        typical=dict(h=3, w=4, c=5),
+        wide_input=dict(h=4, w=4, c=4, in_scale=0.2, out_scale=0.1),
+        narrow_input=dict(h=4, w=4, c=4, in_scale=0.003, out_scale=0.002),
+        all_values=dict(h=16, w=16, c=1, all_values=True),
+        zp_extremes=dict(h=3, w=3, c=3, zp_in=-128, zp_out=127),
+    ),
+    *_cases(
+        "hard_sigmoid",
+        typical=dict(h=3, w=4, c=5),
+        all_values=dict(h=16, w=16, c=1, all_values=True),
+        zp_extremes=dict(h=2, w=3, c=4, zp_in=127, zp_out=-128),
+    ),
+]
+
+OPS = tuple(dict.fromkeys(case.op for case in PLAN))
+
+
+def cases(op: str | None = None) -> list[Case]:
+    """The plan, or the cases of one op."""
+    return [c for c in PLAN if op is None or c.op == op]
+
+
+# ---------------------------------------------------------------- data generation ---------
+
+def _int8(rng: np.random.Generator, shape) -> np.ndarray:
+    return rng.integers(-128, 128, size=shape, dtype=np.int64).astype(np.int8)
+
+
+def _zp(rng: np.random.Generator, shape: dict, key: str) -> int:
+    return int(shape[key]) if key in shape else int(rng.integers(-128, 128))
+
+
+def _window(shape: dict) -> dict:
+    """Normalise kernel / stride / padding fields and derive the output size."""
+    kh = shape.get("kh", shape.get("k", 1))
+    kw = shape.get("kw", shape.get("k", 1))
+    sh = shape.get("sh", shape.get("s", 1))
+    sw = shape.get("sw", shape.get("s", 1))
+    pt, pl, pb, pr = (shape.get(k, 0) for k in ("pt", "pl", "pb", "pr"))
+    out_h = quant.conv_output_size(shape["h"], kh, sh, pt, pb)
+    out_w = quant.conv_output_size(shape["w"], kw, sw, pl, pr)
+    return dict(kh=kh, kw=kw, sh=sh, sw=sw, pt=pt, pl=pl, out_hw=(out_h, out_w))
+
+
+def _multipliers(rng: np.random.Generator, shape: dict, n: int, depth: int):
+    """Per-channel (multiplier, shift) whose outputs mostly land in int8 (or saturate)."""
+    mult = shape.get("mult", 1.0)
+    if mult == "extremes":
+        # from the smallest representable scale up to positive shifts
+        reals = np.geomspace(2.0 ** -31, 6.0, n) * rng.uniform(0.9, 1.1, n)
+    else:
+        # |acc| is about sqrt(depth) * 74 * 74 for uniform int8 data and weights
+        base = 60.0 / (np.sqrt(depth) * 74.0 * 74.0)
+        reals = base * float(mult) * rng.uniform(0.5, 2.0, n)
+    return quant.per_channel_multipliers(reals)
+
+
+def _act(shape: dict, scale: float, zp: int) -> tuple[int, int]:
+    return quant.activation_range(shape.get("act", "none"), scale, zp)
+
+
+def _conv_like(case: Case, rng: np.random.Generator) -> Instance:
+    s = case.shape
+    win = _window(s)
+    c_in = s["c"]
+    depthwise = case.op == "depthwise_conv"
+    co = c_in if depthwise else s["co"]
+    zp_in, zp_out = _zp(rng, s, "zp_in"), _zp(rng, s, "zp_out")
+    out_scale = 0.05
+    lo, hi = _act(s, out_scale, zp_out)
+    x = _int8(rng, (1, s["h"], s["w"], c_in))
+    if depthwise:
+        filt = _int8(rng, (1, win["kh"], win["kw"], c_in))
+        depth = win["kh"] * win["kw"]
+    else:
+        filt = _int8(rng, (co, win["kh"], win["kw"], c_in))
+        depth = win["kh"] * win["kw"] * c_in
+    filt[filt == -128] = -127  # TFLite int8 weights are symmetric: [-127, 127]
+    bias = rng.integers(-20000, 20000, size=co, dtype=np.int64).astype(np.int32)
+    mult, shift = _multipliers(rng, s, co, depth)
+    params = quant.ConvParams(win["sh"], win["sw"], win["pt"], win["pl"], 1, 1, -zp_in,
+                              zp_out, lo, hi)
+    fn = {"conv": ref.conv_s8, "depthwise_conv": ref.depthwise_conv_s8,
+          "pointwise_conv": ref.pointwise_conv_s8}[case.op]
+    expected = fn(x, filt, bias, mult, shift, params, win["out_hw"])
+    arrays = dict(input=x, filter=filt, bias=bias, multiplier=mult, shift=shift)
+    return Instance(case, arrays, params, expected)
+
+
+def _fully_connected(case: Case, rng: np.random.Generator) -> Instance:
+    s = case.shape
+    n, h, w, c, co = s.get("n", 1), s.get("h", 1), s.get("w", 1), s["c"], s["co"]
+    zp_in, zp_out = _zp(rng, s, "zp_in"), _zp(rng, s, "zp_out")
+    x = _int8(rng, (n, h, w, c))
+    weights = _int8(rng, (co, h * w * c))
+    weights[weights == -128] = -127
+    bias = rng.integers(-20000, 20000, size=co, dtype=np.int64).astype(np.int32)
+    per_channel = s.get("per_channel", 1)
+    mult, shift = _multipliers(rng, s, co if per_channel else 1, h * w * c)
+    params = quant.FcParams(-zp_in, zp_out, -128, 127, per_channel)
+    expected = ref.fully_connected_s8(x, weights, bias, mult, shift, params)
+    arrays = dict(input=x, filter=weights, bias=bias, multiplier=mult, shift=shift)
+    return Instance(case, arrays, params, expected)
+
+
+def _pad(case: Case, rng: np.random.Generator) -> Instance:
+    s = case.shape
+    x = _int8(rng, (1, s["h"], s["w"], s["c"]))
+    params = quant.PadParams(s.get("pt", 0), s.get("pb", 0), s.get("pl", 0), s.get("pr", 0),
+                             _zp(rng, s, "zp_in"))
+    return Instance(case, dict(input=x), params, ref.pad_s8(x, params))
+
+
+def _scales(rng: np.random.Generator, shape: dict) -> tuple[float, float, float]:
+    ratio = float(shape.get("ratio", 1.0))
+    s1 = float(rng.uniform(0.01, 0.1))
+    return s1, s1 * ratio * float(rng.uniform(0.5, 2.0)), float(rng.uniform(0.01, 0.1))
+
+
+def _add(case: Case, rng: np.random.Generator) -> Instance:
+    s = case.shape
+    dims = (1, s["h"], s["w"], s["c"])
+    x1, x2 = _int8(rng, dims), _int8(rng, dims)
+    zp_in, zp2, zp_out = _zp(rng, s, "zp_in"), _zp(rng, s, "zp_in"), _zp(rng, s, "zp_out")
+    s1, s2, so = _scales(rng, s)
+    lo, hi = _act(s, so, zp_out)
+    params = quant.add_quant_params(s1, zp_in, s2, zp2, so, zp_out, lo, hi)
+    return Instance(case, dict(input=x1, input2=x2), params, ref.add_s8(x1, x2, params))
+
+
+def _mul(case: Case, rng: np.random.Generator) -> Instance:
+    s = case.shape
+    dims = (1, s["h"], s["w"], s["c"])
+    x1 = _int8(rng, dims)
+    x2 = _int8(rng, (1, 1, 1, s["c"]) if s.get("broadcast") else dims)
+    zp_in, zp2, zp_out = _zp(rng, s, "zp_in"), _zp(rng, s, "zp_in"), _zp(rng, s, "zp_out")
+    s1, s2 = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.01, 0.1))
+    # |product| is about 74 * 74 steps of s1 * s2; aim the output near 60 steps
+    so = s1 * s2 * 74.0 * 74.0 / 60.0 / float(s.get("mult", 1.0))
+    lo, hi = _act(s, so, zp_out)
+    params = quant.mul_quant_params(s1, zp_in, s2, zp2, so, zp_out, lo, hi)
+    return Instance(case, dict(input=x1, input2=x2), params, ref.mul_s8(x1, x2, params))
+
+
+def _pool(case: Case, rng: np.random.Generator) -> Instance:
+    s = case.shape
+    win = _window(s)
+    x = _int8(rng, (1, s["h"], s["w"], s["c"]))
+    lo, hi = _act(s, 0.05, _zp(rng, s, "zp_out"))
+    params = quant.PoolParams(win["sh"], win["sw"], win["pt"], win["pl"], lo, hi)
+    fn = ref.avgpool_s8 if case.op == "avgpool" else ref.maxpool_s8
+    expected = fn(x, (win["kh"], win["kw"]), params, win["out_hw"])
+    return Instance(case, dict(input=x), params, expected,
+                    extra=dict(kernel_hw=(win["kh"], win["kw"]), out_hw=win["out_hw"]))
+
+
+def _global_avgpool(case: Case, rng: np.random.Generator) -> Instance:
+    s = case.shape
+    x = _int8(rng, (1, s["h"], s["w"], s["c"]))
+    lo, hi = _act(s, 0.05, _zp(rng, s, "zp_out"))
+    expected = ref.global_avgpool_s8(x, lo, hi)
+    return Instance(case, dict(input=x), None, expected, extra=dict(act_min=lo, act_max=hi))
+
+
+def _relu(case: Case, rng: np.random.Generator) -> Instance:
+    s = case.shape
+    x = _int8(rng, (1, s["h"], s["w"], s["c"]))
+    in_scale = float(rng.uniform(0.01, 0.1))
+    out_scale = in_scale / float(s.get("ratio", 1.0))
+    params = quant.relu_quant_params(in_scale, _zp(rng, s, "zp_in"), out_scale,
+                                     _zp(rng, s, "zp_out"), s["act"])
+    return Instance(case, dict(input=x), params, ref.relu_s8(x, params))
+
+
+def _activation_input(rng: np.random.Generator, s: dict) -> np.ndarray:
+    if s.get("all_values"):
+        return np.arange(-128, 128, dtype=np.int64).astype(np.int8).reshape(1, 16, 16, 1)
+    return _int8(rng, (1, s["h"], s["w"], s["c"]))
+
+
+def _hard_swish(case: Case, rng: np.random.Generator) -> Instance:
+    s = case.shape
+    x = _activation_input(rng, s)
+    in_scale = float(s.get("in_scale", rng.uniform(0.02, 0.06)))
+    out_scale = float(s.get("out_scale", in_scale * rng.uniform(0.6, 1.0)))
+    params = quant.hard_swish_quant_params(in_scale, _zp(rng, s, "zp_in"), out_scale,
+                                           _zp(rng, s, "zp_out"))
+    return Instance(case, dict(input=x), params, ref.hard_swish_s8(x, params))
+
+
+def _hard_sigmoid(case: Case, rng: np.random.Generator) -> Instance:
+    s = case.shape
+    x = _activation_input(rng, s)
+    lut = quant.hard_sigmoid_lut(float(rng.uniform(0.02, 0.06)), _zp(rng, s, "zp_in"),
+                                 1.0 / 256.0, _zp(rng, s, "zp_out"))
+    return Instance(case, dict(input=x, lut=lut), None, ref.hard_sigmoid_s8(x, lut))
+
+
+_MAKERS = {
+    "conv": _conv_like, "depthwise_conv": _conv_like, "pointwise_conv": _conv_like,
+    "fully_connected": _fully_connected, "pad": _pad, "add": _add, "mul": _mul,
+    "avgpool": _pool, "maxpool": _pool, "global_avgpool": _global_avgpool, "relu": _relu,
+    "hard_swish": _hard_swish, "hard_sigmoid": _hard_sigmoid,
+}
+
+
+def make_instance(case: Case, seed: int) -> Instance:
+    """Concrete inputs, parameters and numpy expectation for ``case`` with ``seed``."""
+    return _MAKERS[case.op](case, np.random.default_rng(seed))

@@ -72,6 +72,7 @@ SECTIONS
   .bss (NOLOAD) : {{
     . = ALIGN(4); _sbss = .; *(.bss .bss.*) *(COMMON) . = ALIGN(4); _ebss = .;
   }} > RAM
+  .noinit (NOLOAD) : {{ . = ALIGN(4); *(.noinit .noinit.*) . = ALIGN(4); }} > RAM
   . = ALIGN(8);
   _end = .;
   end = .;

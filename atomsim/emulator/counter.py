@@ -151,6 +151,11 @@ class BlockCounter:
             return 1
 
     @property
+    def active(self) -> bool:
+        """False once closed (e.g. detached for a bare-speed benchmark)."""
+        return bool(self._state)
+
+    @property
     def state(self) -> CounterState:
         """The live counters (instructions, cycles, budget, stop_reason …)."""
         return self._state.contents

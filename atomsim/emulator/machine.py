@@ -67,6 +67,7 @@ class Marker:
     pc: int
     instructions: int
     cycles: int
+    sp: int
 
 
 @dataclass
@@ -278,7 +279,8 @@ class Machine:
             if imm in (MARKER_BEGIN, MARKER_END) and self._is_atomsim_firmware():
                 st = self.counter.state
                 self.markers.append(Marker("begin" if imm == MARKER_BEGIN else "end", pc,
-                                           st.instructions, st.cycles))
+                                           st.instructions, st.cycles,
+                                           uc.reg_read(A.UC_ARM_REG_SP)))
                 uc.reg_write(A.UC_ARM_REG_PC, (pc + 2) | 1)
                 return
             self._bkpt_stop = imm
@@ -390,6 +392,7 @@ class Machine:
         sp, entry = struct.unpack("<II", bytes(self.uc.mem_read(vtor, 8)))
         self.scs.values[0xD08] = vtor
         self._setup_stack(sp)
+        self.initial_sp = sp
         self.uc.reg_write(A.UC_ARM_REG_SP, sp)
         self.uc.reg_write(A.UC_ARM_REG_MSP, sp) if hasattr(A, "UC_ARM_REG_MSP") else None
         self.uc.reg_write(A.UC_ARM_REG_LR, 0xFFFFFFFF)
@@ -442,8 +445,8 @@ class Machine:
         return self.uc.reg_read(A.UC_ARM_REG_PC) & ~1
 
     def cycles(self) -> int:
-        """Modelled cycles so far (blocks completed)."""
-        return self.counter.state.cycles
+        """Modelled cycles so far (blocks completed); 0 with the counter detached."""
+        return self.counter.state.cycles if self.counter.active else 0
 
     def run(self, max_instructions: int = DEFAULT_MAX_INSTRUCTIONS,
             max_cycles: int | None = None) -> RunResult:

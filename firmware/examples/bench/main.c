@@ -7,6 +7,9 @@
 #include "atomsim_rt.h"
 
 #define N 64
+#ifndef BENCH_REPEAT
+#define BENCH_REPEAT 1 /* benchmarks/emulator_speed.py builds a longer run with -DBENCH_REPEAT */
+#endif
 static int8_t a[N * N], b[N * N];
 static int32_t c[N * N];
 
@@ -44,6 +47,7 @@ int main(void) {
     }
     atomsim_cycles_start();
     uint32_t t0 = atomsim_cycles();
+    for (int rep = 0; rep < BENCH_REPEAT; rep++)
     for (int i = 0; i < N; i++)
         for (int j = 0; j < N; j++) {
             int32_t acc = 0;

@@ -1,0 +1,113 @@
+/*
+ * Profiling harness: one firmware per board and kernel variant runs ANY atom configuration
+ * without recompiling. The host writes a job descriptor into `atomsim_job`, the weights and
+ * bias into free flash (where a deployment keeps them) and the input into the arena (free RAM),
+ * then runs; the harness calls the kernel between two profiling markers and exits with the
+ * kernel's status. The descriptor layout is mirrored in atomsim/profiler.py (JOB_FIELDS); the
+ * harness refuses a descriptor whose magic or size does not match.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "atomsim_nn.h"
+#include "atomsim_rt.h"
+
+#define JOB_MAGIC 0x41544F4Du /* "ATOM" */
+
+enum op {
+    OP_PAD = 1,
+    OP_CONV = 2,
+    OP_DW = 3,
+    OP_PW = 4,
+    OP_FC = 5,
+    OP_ADD = 6,
+    OP_MUL = 7,
+    OP_AVGPOOL = 8,
+    OP_MAXPOOL = 9,
+    OP_GLOBAL_AVGPOOL = 10,
+    OP_RELU = 11,
+    OP_HARD_SWISH = 12,
+    OP_HARD_SIGMOID = 13,
+};
+
+typedef struct {
+    uint32_t magic;
+    uint32_t size; /* sizeof(atomsim_job_t) as the host computed it */
+    uint32_t op;
+    int32_t status;
+    atomsim_dims in_dims, in2_dims, filter_dims, out_dims;
+    int32_t params[16]; /* the op's parameter struct, int32 fields in declaration order */
+    const int8_t *input;
+    const int8_t *input2;
+    const int8_t *filter; /* or the hard-sigmoid LUT */
+    const int32_t *bias;
+    const int32_t *multiplier;
+    const int32_t *shift;
+    int8_t *output;
+    void *scratch;
+    int32_t scratch_size;
+} atomsim_job_t;
+
+/* Not zeroed by the startup code: the host writes it before reset. */
+volatile atomsim_job_t atomsim_job __attribute__((used, section(".noinit")));
+
+static atomsim_status dispatch(const atomsim_job_t *j) {
+    const atomsim_context ctx = {j->scratch, j->scratch_size};
+    const atomsim_per_channel_quant_params q = {j->multiplier, j->shift};
+    const void *p = j->params;
+    switch (j->op) {
+    case OP_PAD:
+        return atomsim_pad_s8(&ctx, p, &j->in_dims, j->input, &j->out_dims, j->output);
+    case OP_CONV:
+        return atomsim_conv_s8(&ctx, p, &q, &j->in_dims, j->input, &j->filter_dims, j->filter,
+                               j->bias, &j->out_dims, j->output);
+    case OP_DW:
+        return atomsim_depthwise_conv_s8(&ctx, p, &q, &j->in_dims, j->input, &j->filter_dims,
+                                         j->filter, j->bias, &j->out_dims, j->output);
+    case OP_PW:
+        return atomsim_pointwise_conv_s8(&ctx, p, &q, &j->in_dims, j->input, &j->filter_dims,
+                                         j->filter, j->bias, &j->out_dims, j->output);
+    case OP_FC:
+        return atomsim_fully_connected_s8(&ctx, p, &q, &j->in_dims, j->input, &j->filter_dims,
+                                          j->filter, j->bias, &j->out_dims, j->output);
+    case OP_ADD:
+        return atomsim_add_s8(&ctx, p, &j->in_dims, j->input, j->input2, j->output);
+    case OP_MUL:
+        return atomsim_mul_s8(&ctx, p, &j->in_dims, j->input, &j->in2_dims, j->input2,
+                              j->output);
+    case OP_AVGPOOL:
+        return atomsim_avgpool_s8(&ctx, p, &j->in_dims, j->input, &j->filter_dims,
+                                  &j->out_dims, j->output);
+    case OP_MAXPOOL:
+        return atomsim_maxpool_s8(&ctx, p, &j->in_dims, j->input, &j->filter_dims,
+                                  &j->out_dims, j->output);
+    case OP_GLOBAL_AVGPOOL:
+        return atomsim_global_avgpool_s8(&ctx, j->params[0], j->params[1], &j->in_dims,
+                                         j->input, j->output);
+    case OP_RELU:
+        return atomsim_relu_s8(&ctx, p, &j->in_dims, j->input, j->output);
+    case OP_HARD_SWISH:
+        return atomsim_hard_swish_s8(&ctx, p, &j->in_dims, j->input, j->output);
+    case OP_HARD_SIGMOID:
+        return atomsim_hard_sigmoid_s8(&ctx, j->filter, &j->in_dims, j->input, j->output);
+    default:
+        return ATOMSIM_ARG_ERROR;
+    }
+}
+
+int main(void) {
+    /* A copy on the stack would add the descriptor to the kernel's stack figure; cast away
+     * volatile instead: the host wrote it before reset and nothing changes it during the run. */
+    const atomsim_job_t *job = (const atomsim_job_t *)&atomsim_job;
+    if (job->magic != JOB_MAGIC)
+        atomsim_fail("no job descriptor (bad magic)");
+    if (job->size != sizeof(atomsim_job_t))
+        atomsim_fail("job descriptor size differs between host and firmware");
+    atomsim_marker_begin();
+    atomsim_status status = dispatch(job);
+    atomsim_marker_end();
+    atomsim_job.status = status;
+    if (status != ATOMSIM_OK)
+        atomsim_fail("kernel returned ATOMSIM_ARG_ERROR");
+    return 0;
+}

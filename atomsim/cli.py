@@ -126,6 +126,115 @@ def cmd_demo(args) -> int:
     return 1 if failed else 0
 
 
+def load_atoms(spec: str):
+    """Atoms from a CSV file in the paper's layout, or a named space (e.g. ``table2``)."""
+    import csv
+    from pathlib import Path
+
+    from .atoms import Atom
+    from .errors import ConfigError
+    from .spaces import get_space
+
+    path = Path(spec)
+    if not path.suffix:
+        return get_space(spec)
+    if not path.exists():
+        raise ConfigError(f"atoms file not found: {path}")
+    atoms = []
+    with path.open(newline="") as fh:
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                atoms.append(Atom.from_row(row))
+            except ConfigError as exc:
+                raise ConfigError(f"{path}:{line}: {exc}") from None
+    return atoms
+
+
+@verb("sweep")
+def cmd_sweep(args) -> int:
+    """Profile a list or space of atoms into AtomDB (resumable, parallel)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from .sweep import sweep
+
+    atoms = load_atoms(args.atoms)
+    with Progress(TextColumn(f"{args.board} {args.atoms}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]} atoms/s"), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err_console, disable=args.json) as bar:
+        task = bar.add_task("sweep", total=None, rate="-")
+
+        def progress(done: int, total: int) -> None:
+            elapsed = bar.tasks[task].elapsed or 1e-9
+            bar.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f}")
+
+        report = sweep(args.board, atoms, args.db, variant=args.variant, workers=args.workers,
+                       batch_size=args.batch_size, scheduler=args.scheduler, progress=progress)
+    summary = {"board": report.board, "variant": report.variant, "requested": report.requested,
+               "already_stored": report.already_stored, "measured": report.measured,
+               "failed": len(report.failed), "retried_batches": report.retried_batches,
+               "failures": [{"atom": k, "reason": r} for k, r in report.failed[:50]]}
+    if args.json:
+        _print_json(summary)
+    else:
+        console.print(f"{report.requested} atoms: {report.already_stored} already stored, "
+                      f"{report.measured} measured, {len(report.failed)} failed "
+                      f"({report.retried_batches} batches retried)")
+        for key, reason in report.failed[:10]:
+            console.print(f"  [yellow]{key}[/yellow]: {reason}", highlight=False)
+    return 0 if report.ok else 1
+
+
+@verb("db")
+def cmd_db(args) -> int:
+    """AtomDB: stats, query, export, import."""
+    from .db import commands as dbc
+
+    if args.db_verb == "stats":
+        stats = dbc.db_stats(args.db)
+        _print_json(stats) if args.json else console.print(dbc.format_stats(stats))
+    elif args.db_verb == "query":
+        frame = dbc.db_query(args.db, board=args.board, atom_type=args.type,
+                             variant=args.variant, source=args.source, limit=args.limit)
+        if args.json:
+            sys.stdout.write(frame.to_json(orient="records", indent=2) + "\n")
+        else:
+            console.print(frame.to_string(index=False), highlight=False)
+    elif args.db_verb == "export":
+        out = args.out
+        if args.format and not out.endswith("." + args.format):
+            from .errors import ConfigError
+
+            raise ConfigError(f"--out {out} does not end in .{args.format}")
+        n = dbc.db_export(args.db, out, board=args.board)
+        _print_json({"rows": n, "out": out}) if args.json else print(f"{n} rows -> {out}")
+    elif args.db_verb == "import":
+        n = dbc.db_import(args.db, args.file, board=args.board, source=args.source)
+        _print_json({"rows": n}) if args.json else print(f"{n} rows imported into {args.db}")
+    return 0
+
+
+@verb("report")
+def cmd_report(args) -> int:
+    """Reports from AtomDB: the method's guidelines with plots."""
+    from .report import report_guidelines
+
+    result = report_guidelines(args.db, args.board, args.out)
+    if args.json:
+        _print_json(result)
+    else:
+        summary = result.get("summary_path") or result.get("summary")
+        console.print(f"guidelines for {args.board} written to {args.out}"
+                      + (f" ({summary})" if summary else ""))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="atomsim", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True)
@@ -145,13 +254,40 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--max-instructions", type=int, default=2_000_000_000,
                    help="instruction budget; a run that reaches it ends with status timeout")
     add("demo", "build and run the examples on every board")
-    for extension in _EXTENSIONS:
-        extension(sub, add)
+    sw = add("sweep", "profile atoms into AtomDB")
+    sw.add_argument("--board", required=True, choices=board_ids())
+    sw.add_argument("--atoms", required=True, help="a CSV in the paper's layout, or a space name")
+    sw.add_argument("--db", required=True, help="AtomDB file (SQLite)")
+    sw.add_argument("--variant", default=None, help="kernel variant (default cortex_m_dsp)")
+    sw.add_argument("--workers", type=int, default=None, help="local processes (default: cores)")
+    sw.add_argument("--batch-size", type=int, default=8)
+    sw.add_argument("--scheduler", default=None, help="Dask scheduler, e.g. tcp://host:8786")
+    d = add("db", "AtomDB: stats, query, export, import")
+    dsub = d.add_subparsers(dest="db_verb", required=True)
+    for name in ("stats", "query", "export", "import"):
+        dp = dsub.add_parser(name)
+        dp.add_argument("--db", required=True)
+        dp.add_argument("--json", action="store_true")
+        dp.add_argument("--board", default=None)
+        if name == "query":
+            dp.add_argument("--type", default=None)
+            dp.add_argument("--variant", default=None)
+            dp.add_argument("--source", default=None)
+            dp.add_argument("--limit", type=int, default=50)
+        if name == "export":
+            dp.add_argument("--format", choices=("csv", "parquet"), default=None)
+            dp.add_argument("--out", required=True)
+        if name == "import":
+            dp.add_argument("file")
+            dp.add_argument("--source", default="board")
+    rp = add("report", "reports from AtomDB")
+    rsub = rp.add_subparsers(dest="report_verb", required=True)
+    g = rsub.add_parser("guidelines")
+    g.add_argument("--db", required=True)
+    g.add_argument("--board", required=True)
+    g.add_argument("--out", required=True)
+    g.add_argument("--json", action="store_true")
     return p
-
-
-# Sub-command groups contributed by other modules (db, sweep, report).
-_EXTENSIONS: list[Callable] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,12 +23,12 @@ def _check(variant: str) -> bool:
 
 def conv_s8_get_buffer_size(input_dims: Dims, filter_dims: Dims, output_dims: Dims,
                             variant: str = "reference") -> int:
-    """im2col: 2 columns of KH*KW*C_IN int8 (4-byte rounded) + the same as q15."""
+    """im2col: 2 int8 columns of K = KH*KW*C_IN (4-byte rounded) + 2 q15 columns of even K."""
     if not _check(variant):
         return 0
     _, kh, kw, c_in = filter_dims
     k = kh * kw * c_in
-    return ((2 * k + 3) & ~3) + 4 * k
+    return ((2 * k + 3) & ~3) + 4 * ((k + 1) & ~1)
 
 
 def depthwise_conv_s8_get_buffer_size(input_dims: Dims, filter_dims: Dims, output_dims: Dims,
@@ -39,8 +39,8 @@ def depthwise_conv_s8_get_buffer_size(input_dims: Dims, filter_dims: Dims, outpu
 
 def pointwise_conv_s8_get_buffer_size(input_dims: Dims, filter_dims: Dims, output_dims: Dims,
                                       variant: str = "reference") -> int:
-    """Two input pixels as q15: 2 * C_IN int16."""
-    return 4 * input_dims[3] if _check(variant) else 0
+    """Two input pixels as q15 columns of C_IN int16, each rounded to an even count."""
+    return 4 * ((input_dims[3] + 1) & ~1) if _check(variant) else 0
 
 
 def fully_connected_s8_get_buffer_size(input_dims: Dims, filter_dims: Dims, output_dims: Dims,

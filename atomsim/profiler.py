@@ -4,7 +4,8 @@ One harness ELF per (board, kernel variant), built once and cached by content ha
 atom the host writes a job descriptor (``atomsim_job``), places weights, bias and quantization
 constants in free flash (where a deployment keeps them) and activations and scratch in free RAM,
 resets the core and runs; cycles and instructions come from the two profiling markers around
-the kernel call, the kernel's stack from the painted stack, the output is read back.
+the kernel call, the kernel's stack from the painted stack, the output is read back. A block is
+several jobs run back to back between one pair of markers (kernel additivity checks).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ OPS = {"pad": 1, "conv": 2, "dw": 3, "pw": 4, "fc": 5, "add": 6, "mul": 7, "mul_
        "avgpool": 8, "maxpool": 9, "global_avgpool": 10, "relu": 11, "relu6": 11,
        "hard_swish": 12, "hard_sigmoid": 13}
 MAX_INSTRUCTIONS = 4_000_000_000
+MAX_JOBS = 32  # atomsim_jobs[] in harness.c
 
 
 def kernel_sources(variant: str) -> list[Path]:
@@ -247,50 +249,78 @@ class Profiler:
         self.machine = Machine(board)
         self.firmware = self.machine.load(self.elf)
         fw = self.firmware
-        self._job = fw.symbol("atomsim_job")
+        self._jobs, self._njobs = fw.symbol("atomsim_jobs"), fw.symbol("atomsim_njobs")
         self._flash = ((fw.symbol("__flash_used_end") + 7) & ~7, board.flash.end)
         self._arena = ((fw.symbol("_end") + 7) & ~7, fw.symbol("__heap_limit"))
-        if None in (self._job, *self._flash, *self._arena):
+        if None in (self._jobs, self._njobs, *self._flash, *self._arena):
             raise AtomSimError(f"{self.elf} lacks the harness symbols")
 
     def run_case(self, case: Case) -> CaseResult:
         """Place a case, run it, read the output back; raises on firmware errors."""
-        flash = _Allocator("flash", *self._flash)
-        arena = _Allocator("ram (activation arena)", *self._arena)
-        mem = self.machine.uc
-        filt = flash.put(mem, case.filter)
-        bias = flash.put(mem, case.bias)
-        mult = flash.put(mem, case.multiplier)
-        shift = flash.put(mem, case.shift)
-        inp = arena.put(mem, case.input)
-        inp2 = arena.put(mem, case.input2)
-        out_size = int(np.prod(case.out_dims))
-        out = arena.reserve(out_size)
-        scratch_size = case.scratch_bytes(self.variant)
-        scratch = arena.reserve(scratch_size) if scratch_size else 0
-        flash.check()
-        arena.check()
-        mem.mem_write(out, b"\x5a" * out_size)  # poison: an unwritten output cannot pass
-        params = list(case.params) + [0] * (16 - len(case.params))
-        job = _JOB.pack(JOB_MAGIC, _JOB.size, OPS[case.op], 0, *case.in_dims, *case.in2_dims,
-                        *case.filter_dims, *case.out_dims, *params, inp, inp2, filt, bias,
-                        mult, shift, out, scratch, scratch_size)
-        mem.mem_write(self._job, job)
-        self.machine.reset()
-        result = self.machine.run(MAX_INSTRUCTIONS)
-        result.raise_for_status()
-        marks = {m.kind: m for m in result.markers}
-        if set(marks) != {"begin", "end"}:
-            raise AtomSimError(f"harness run on {self.board.id} produced markers {list(marks)}")
-        begin, end = marks["begin"], marks["end"]
+        run, (begin, end), outs, scratch = self._run([case], chain=False)
+        out_addr, out_size = outs[0]
         top = self.machine.initial_sp
-        kernel_stack = max(0, result.stack_bytes - (top - begin.sp))
-        output = np.frombuffer(bytes(mem.mem_read(out, out_size)), dtype=np.int8)
+        kernel_stack = max(0, run.stack_bytes - (top - begin.sp))
+        output = np.frombuffer(bytes(self.machine.uc.mem_read(out_addr, out_size)),
+                               dtype=np.int8)
         activations = case.input.nbytes + (case.input2.nbytes if case.input2 is not None
                                            else 0) + out_size
         return CaseResult(output.reshape(case.out_dims), end.cycles - begin.cycles,
-                          end.instructions - begin.instructions, kernel_stack, scratch_size,
-                          activations, result)
+                          end.instructions - begin.instructions, kernel_stack, scratch[0],
+                          activations, run)
+
+    def run_block(self, cases: list[Case]) -> tuple[int, int]:
+        """Run several kernels back to back in one firmware run, as a deployed network does.
+
+        A case whose input has the previous case's output shape reads that output (the data
+        flows as in the block); others read their own input. Returns (cycles, instructions)
+        between the markers around the whole sequence.
+        """
+        _, (begin, end), _, _ = self._run(cases, chain=True)
+        return end.cycles - begin.cycles, end.instructions - begin.instructions
+
+    def _run(self, cases: list[Case], chain: bool):
+        if not 1 <= len(cases) <= MAX_JOBS:
+            raise ConfigError(f"a harness run takes 1 to {MAX_JOBS} kernels, got {len(cases)}")
+        flash = _Allocator("flash", *self._flash)
+        arena = _Allocator("ram (activation arena)", *self._arena)
+        mem = self.machine.uc
+        jobs, outs, scratches = [], [], []
+        prev_out = None
+        for case in cases:
+            filt = flash.put(mem, case.filter)
+            bias = flash.put(mem, case.bias)
+            mult = flash.put(mem, case.multiplier)
+            shift = flash.put(mem, case.shift)
+            if chain and prev_out is not None and prev_out[1] == tuple(case.in_dims):
+                inp = prev_out[0]
+            else:
+                inp = arena.put(mem, case.input)
+            inp2 = arena.put(mem, case.input2)
+            out_size = int(np.prod(case.out_dims))
+            out = arena.reserve(out_size)
+            scratch_size = case.scratch_bytes(self.variant)
+            scratch = arena.reserve(scratch_size) if scratch_size else 0
+            flash.check()
+            arena.check()
+            mem.mem_write(out, b"\x5a" * out_size)  # poison: an unwritten output cannot pass
+            params = list(case.params) + [0] * (16 - len(case.params))
+            jobs.append(_JOB.pack(JOB_MAGIC, _JOB.size, OPS[case.op], 0, *case.in_dims,
+                                  *case.in2_dims, *case.filter_dims, *case.out_dims, *params,
+                                  inp, inp2, filt, bias, mult, shift, out, scratch,
+                                  scratch_size))
+            outs.append((out, out_size))
+            scratches.append(scratch_size)
+            prev_out = (out, tuple(case.out_dims))
+        mem.mem_write(self._jobs, b"".join(jobs))
+        mem.mem_write(self._njobs, struct.pack("<I", len(jobs)))
+        self.machine.reset()
+        run = self.machine.run(MAX_INSTRUCTIONS)
+        run.raise_for_status()
+        marks = {m.kind: m for m in run.markers}
+        if set(marks) != {"begin", "end"}:
+            raise AtomSimError(f"harness run on {self.board.id} produced markers {list(marks)}")
+        return run, (marks["begin"], marks["end"]), outs, scratches
 
     def profile(self, atom: Atom):
         """Measure one atom; returns an atomsim.db.Measurement."""

@@ -48,8 +48,13 @@ typedef struct {
     int32_t scratch_size;
 } atomsim_job_t;
 
-/* Not zeroed by the startup code: the host writes it before reset. */
-volatile atomsim_job_t atomsim_job __attribute__((used, section(".noinit")));
+#define MAX_JOBS 32
+
+/* Not zeroed by the startup code: the host writes them before reset. A block (several atoms
+ * run back to back, as a deployed network runs them) is a list of jobs between one pair of
+ * markers; a single atom is a list of one. */
+volatile atomsim_job_t atomsim_jobs[MAX_JOBS] __attribute__((used, section(".noinit")));
+volatile uint32_t atomsim_njobs __attribute__((used, section(".noinit")));
 
 static atomsim_status dispatch(const atomsim_job_t *j) {
     const atomsim_context ctx = {j->scratch, j->scratch_size};
@@ -96,17 +101,23 @@ static atomsim_status dispatch(const atomsim_job_t *j) {
 }
 
 int main(void) {
-    /* A copy on the stack would add the descriptor to the kernel's stack figure; cast away
-     * volatile instead: the host wrote it before reset and nothing changes it during the run. */
-    const atomsim_job_t *job = (const atomsim_job_t *)&atomsim_job;
-    if (job->magic != JOB_MAGIC)
-        atomsim_fail("no job descriptor (bad magic)");
-    if (job->size != sizeof(atomsim_job_t))
-        atomsim_fail("job descriptor size differs between host and firmware");
+    /* Copies on the stack would add the descriptors to the kernels' stack figure; cast away
+     * volatile instead: the host wrote them before reset and only the status changes. */
+    const atomsim_job_t *jobs = (const atomsim_job_t *)atomsim_jobs;
+    uint32_t n = atomsim_njobs;
+    if (n == 0 || n > MAX_JOBS)
+        atomsim_fail("job count out of range");
+    for (uint32_t i = 0; i < n; i++) {
+        if (jobs[i].magic != JOB_MAGIC)
+            atomsim_fail("no job descriptor (bad magic)");
+        if (jobs[i].size != sizeof(atomsim_job_t))
+            atomsim_fail("job descriptor size differs between host and firmware");
+    }
+    atomsim_status status = ATOMSIM_OK;
     atomsim_marker_begin();
-    atomsim_status status = dispatch(job);
+    for (uint32_t i = 0; i < n && status == ATOMSIM_OK; i++)
+        status = dispatch(&jobs[i]);
     atomsim_marker_end();
-    atomsim_job.status = status;
     if (status != ATOMSIM_OK)
         atomsim_fail("kernel returned ATOMSIM_ARG_ERROR");
     return 0;

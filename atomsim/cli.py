@@ -107,9 +107,13 @@ def _run_table(rows) -> None:
 
 @verb("demo")
 def cmd_demo(args) -> int:
-    """The main job: build the examples and run them on every board."""
+    """The main job: examples on every board, then per-operator profiling into AtomDB."""
+    from .additivity import check_all
     from .emulator.machine import run_elf
     from .firmware import build_example
+    from .paths import build_dir
+    from .spaces import worked_examples
+    from .sweep import sweep
 
     rows, failed = [], 0
     for board_id in board_ids():
@@ -118,13 +122,53 @@ def cmd_demo(args) -> int:
             result = run_elf(board, build_example(example, board))
             rows.append((example, result))
             failed += result.error is not None
+    db_path = build_dir() / "demo" / "atomdb.sqlite"
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    sweeps = {b: sweep(b, worked_examples(), db_path, workers=1) for b in board_ids()}
+    additivity = check_all(board_ids(), db_path)
     if args.json:
-        _print_json([dict(example=name, **r.to_dict()) for name, r in rows])
-    else:
-        console.rule("AtomSim demo: example firmware on the emulated boards")
-        _run_table(rows)
+        _print_json({"examples": [dict(example=name, **r.to_dict()) for name, r in rows],
+                     "db": str(db_path),
+                     "oom": {b: r.failed for b, r in sweeps.items()},
+                     "additivity": [dict(board=a.board, block=a.block, atoms=a.atoms,
+                                         whole_cycles=a.whole_cycles, sum_cycles=a.sum_cycles,
+                                         deviation=a.deviation) for a in additivity]})
+        return 1 if failed else 0
+    console.rule("1. Example firmware on the emulated boards")
+    _run_table(rows)
+    console.rule("2. METHOD.md's worked examples, profiled per board (AtomDB: "
+                 f"{db_path.relative_to(build_dir().parent)})")
+    _atoms_table(db_path, sweeps)
+    console.rule("3. Kernel additivity: block run whole vs the sum of its atoms from AtomDB")
+    table = Table()
+    for col in ("board", "block", "atoms", "whole cycles", "sum of atoms", "deviation"):
+        table.add_column(col, justify="left" if col in ("board", "block") else "right")
+    for a in additivity:
+        table.add_row(a.board, a.block, str(a.atoms), f"{a.whole_cycles:,}",
+                      f"{a.sum_cycles:,}", f"{a.deviation:+.4%}")
+    console.print(table)
     return 1 if failed else 0
 
+
+def _atoms_table(db_path, sweeps) -> None:
+    from .db import AtomDB
+
+    table = Table()
+    for col in ("board", "atom", "Flash B", "MACs", "cycles", "latency ms", "SRAM B",
+                "MACs/cycle"):
+        table.add_column(col, justify="left" if col in ("board", "atom") else "right")
+    from .spaces import worked_examples
+
+    keys = [a.key for a in worked_examples()]
+    with AtomDB.open(db_path) as db:
+        for board_id, report in sweeps.items():
+            for m in db.measurements(board_id, keys=keys):
+                table.add_row(board_id, m.atom.describe(), f"{m.atom.flash_bytes:,}",
+                              f"{m.atom.macs:,}", f"{m.cycles:,}", f"{m.latency_ms:.3f}",
+                              f"{m.sram_bytes:,}", f"{m.atom.macs / m.cycles:.2f}")
+            for key, reason in report.failed:
+                table.add_row(board_id, key, "", "", "", "", "[red]OOM[/red]", reason)
+    console.print(table)
 
 def load_atoms(spec: str):
     """Atoms from a CSV file in the paper's layout, or a named space (e.g. ``table2``)."""

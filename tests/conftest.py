@@ -41,7 +41,9 @@ def assemble_thumb(tmp_path: Path, asm: str, cpu: str = "cortex-m4") -> bytes:
     """Assemble a Thumb-2 snippet with arm-none-eabi-as; return the .text bytes."""
     src, obj, raw = tmp_path / "s.S", tmp_path / "s.o", tmp_path / "s.bin"
     src.write_text(".syntax unified\n.thumb\n.text\n" + asm + "\n")
-    subprocess.run(["arm-none-eabi-as", f"-mcpu={cpu}", "-o", str(obj), str(src)], check=True)
+    fpu = "-mfpu=fpv4-sp-d16" if cpu == "cortex-m4" else "-mfpu=fpv5-sp-d16"
+    subprocess.run(["arm-none-eabi-as", f"-mcpu={cpu}", fpu, "-o", str(obj), str(src)],
+                   check=True)
     subprocess.run(["arm-none-eabi-objcopy", "-O", "binary", "-j", ".text", str(obj), str(raw)],
                    check=True)
     return raw.read_bytes()

@@ -363,7 +363,7 @@ class Machine:
         raise DoesNotFit(f"memory at 0x{seg.paddr:08X}", len(seg.data), 0,
                          what=f"{fw.path.name} (no memory of {self.board.id} is there)")
 
-    def _vector_table(self) -> int:
+    def vector_table(self) -> int:
         fw = self.firmware
         for name in ("vector_table", "g_pfnVectors", "__isr_vector", "__Vectors",
                      "_vector_table"):
@@ -388,7 +388,7 @@ class Machine:
         self.finished = None
         self.counter.close()
         self.counter = BlockCounter(self.uc, self._describe)
-        vtor = self._vector_table()
+        vtor = self.vector_table()
         sp, entry = struct.unpack("<II", bytes(self.uc.mem_read(vtor, 8)))
         self.scs.values[0xD08] = vtor
         self._setup_stack(sp)

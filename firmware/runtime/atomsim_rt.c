@@ -66,12 +66,17 @@ int atomsim_getc(void) {
 }
 
 int atomsim_readline(char *buf, int max) {
+    /* A line ends at CR or LF (Renode's Write Line To Uart sends CR); the empty line between
+     * the two of a CRLF pair is skipped. */
     int n = 0;
     for (;;) {
         int c = atomsim_getc();
-        if (c == '\n')
+        if (c == '\n' || c == '\r') {
+            if (n == 0)
+                continue;
             break;
-        if (c != '\r' && n < max - 1)
+        }
+        if (n < max - 1)
             buf[n++] = (char)c;
     }
     buf[n] = '\0';

@@ -21,7 +21,7 @@ void atomsim_put_u32(uint32_t v);          /* decimal */
 void atomsim_put_i32(int32_t v);
 void atomsim_put_hex(uint32_t v);          /* 0x%08X */
 int atomsim_getc(void);                    /* blocking read from the console RX */
-int atomsim_readline(char *buf, int max);  /* up to '\n' (not stored); returns length */
+int atomsim_readline(char *buf, int max);  /* a non-empty line ending at CR or LF */
 
 void atomsim_cycles_start(void);  /* enable and zero DWT->CYCCNT */
 uint32_t atomsim_cycles(void);    /* DWT->CYCCNT */

@@ -140,15 +140,20 @@ static void on_block(uc_engine *uc, uint64_t address, uint32_t size, void *user)
         }
         s->n_blocks++;
     }
+    if (b->d.flags & ASB_FLAG_HALT) {
+        /* The firmware has reached its branch to itself (once, already counted): stop before
+         * the loop runs again, so the figures do not depend on how long it would spin. */
+        s->stop_reason = ASB_STOP_HALT;
+        s->halt_addr = addr;
+        s->prev = -1;
+        uc_emu_stop(uc);
+        return;
+    }
     b->count++;
     s->blocks_executed++;
     s->instructions += b->d.n_insn;
     s->prev = i;
-    if (b->d.flags & ASB_FLAG_HALT) {
-        s->stop_reason = ASB_STOP_HALT;
-        s->halt_addr = addr;
-        uc_emu_stop(uc);
-    } else if (s->instructions >= s->budget) {
+    if (s->instructions >= s->budget) {
         s->stop_reason = ASB_STOP_BUDGET;
         uc_emu_stop(uc);
     }

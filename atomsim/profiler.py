@@ -40,7 +40,7 @@ OPS = {"pad": 1, "conv": 2, "dw": 3, "pw": 4, "fc": 5, "add": 6, "mul": 7, "mul_
        "avgpool": 8, "maxpool": 9, "global_avgpool": 10, "relu": 11, "relu6": 11,
        "hard_swish": 12, "hard_sigmoid": 13}
 MAX_INSTRUCTIONS = 4_000_000_000
-MAX_JOBS = 32  # atomsim_jobs[] in harness.c
+MAX_JOBS = 16  # atomsim_jobs[] in harness.c
 
 
 def kernel_sources(variant: str) -> list[Path]:

@@ -25,7 +25,10 @@ from atomsim.errors import ConfigError
 _FLASH_TYPES = ("dw", "pw", "conv")
 _ELEMENTWISE = ("add", "mul", "mul_bcast")
 # One colour per atom type across all plots.
-_COLOUR = {"dw": "C0", "pw": "C1", "conv": "C2", "add": "C3", "mul": "C4", "mul_bcast": "C5"}
+# One distinct colour per atom type (tab10 has ten; the types with MACs are fewer).
+_COLOUR = {"dw": "C0", "pw": "C1", "conv": "C2", "add": "C3", "mul": "C4", "mul_bcast": "C5",
+           "fc": "C6", "global_avgpool": "C7", "hard_sigmoid": "C8", "hard_swish": "C9",
+           "avgpool": "C7", "maxpool": "C8", "relu": "C9", "relu6": "C9"}
 
 
 def _figure():

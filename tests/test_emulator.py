@@ -262,3 +262,25 @@ def test_foreign_bare_metal_elf_ends_cleanly(tmp_path, board_id, end_how, reason
     assert result.status == "ok", result.error
     assert result.uart == "foreign firmware says hi\n"
     assert reason in result.end_reason
+
+
+@pytest.mark.parametrize("enable", [0, 1])
+def test_fpu_works_only_once_cpacr_enables_it(tmp_path, enable):
+    elf = tmp_path / f"fpu{enable}.elf"
+    ld = tmp_path / "fpu.ld"
+    ld.write_text("SECTIONS { . = 0x08000000; .vectors : { KEEP(*(.vectors)) } "
+                  ".text : { *(.text*) } }\n")
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16",
+                    "-mfloat-abi=hard", "-nostdlib", f"-DENABLE={enable}", "-T", str(ld),
+                    str(HERE / "firmware_src" / "fpu_off.S"), "-o", str(elf)], check=True)
+    machine = Machine(get_board("stm32f412"))
+    machine.load(elf)
+    result = machine.run(max_instructions=1000)
+    if enable:
+        assert result.status == "ok", result.error
+        from unicorn import arm_const
+        assert machine.uc.reg_read(arm_const.UC_ARM_REG_R2) == 6
+    else:
+        assert isinstance(result.error, HardFault)
+        assert result.error.cfsr & (1 << 19)  # NOCP
+        assert "CPACR" in str(result.error)

@@ -161,3 +161,27 @@ def test_blocks_are_the_sum_of_their_atoms(tmp_path, board_id):
             row = check_block(board_id, block, db, profiler=prof)
             assert row.atoms >= 3
             assert abs(row.deviation) < 0.01, f"{block} on {board_id}: {row.deviation:.4%}"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_cli_export_has_the_paper_columns_and_ours(tmp_path, fmt):
+    import pandas as pd
+
+    db = tmp_path / "e.db"
+    sweep("stm32h743", SMALL[:4], db, workers=1)
+    out = tmp_path / f"atoms.{fmt}"
+    proc = subprocess.run([sys.executable, "-m", "atomsim.cli", "db", "export", "--db", str(db),
+                           "--format", fmt, "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_csv(out) if fmt == "csv" else pd.read_parquet(out)
+    paper = ["type", "groups", "c_in", "h_in", "w_in", "k1", "k2", "c_out", "h_out", "w_out",
+             "Flash", "MACs"]
+    ours = ["stride", "padding", "board", "cycles", "instructions", "latency_ms", "sram_bytes"]
+    assert all(c in frame.columns for c in paper + ours)
+    assert len(frame) == 4 and set(frame["board"]) == {"stm32h743"}
+    by_key = {a.key: a for a in SMALL[:4]}
+    for _, row in frame.iterrows():
+        atom = next(a for a in by_key.values() if a.c_in == row["c_in"] and a.h_in ==
+                    row["h_in"] and a.c_out == row["c_out"] and a.type == row["type"])
+        assert (row["Flash"], row["MACs"]) == (atom.flash_bytes, atom.macs)
+        assert row["latency_ms"] == pytest.approx(row["cycles"] / 480e6 * 1e3)

@@ -258,10 +258,21 @@ class Machine:
     def _describe(self, addr: int, size: int) -> tuple[int, int, int, int]:
         code = bytes(self.uc.mem_read(addr, size))
         insns = decode(code, addr)
+        if not self._fpu_enabled():
+            for insn in insns:
+                if insn.mnemonic.startswith("v"):  # every FPv4/FPv5 instruction is a V…
+                    self._fault("coprocessor (FPU) instruction with CP10/CP11 disabled in "
+                                f"CPACR: {insn.mnemonic} {insn.op_str} at 0x{insn.address:08X}",
+                                insn.address, CFSR_NOCP)
+                    break
         decoded = sum(i.size for i in insns)
         t = self.timing.block(insns)
         extra = 1 if decoded < size else 0  # an undecodable tail instruction (it will fault)
         return t.n_insn + extra, t.cost_fall + extra, t.cost_taken + extra, t.flags
+
+    def _fpu_enabled(self) -> bool:
+        """CPACR grants CP10 and CP11 (the FPU is off at reset until software enables it)."""
+        return self.board.fpu and (self.scs.values[0xD88] >> 20) & 0xF == 0xF
 
     def _on_unmapped(self, uc, access, address, size, value, user):
         kind = {unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",

@@ -48,7 +48,7 @@ typedef struct {
     int32_t scratch_size;
 } atomsim_job_t;
 
-#define MAX_JOBS 32
+#define MAX_JOBS 16
 
 /* Not zeroed by the startup code: the host writes them before reset. A block (several atoms
  * run back to back, as a deployed network runs them) is a list of jobs between one pair of

@@ -59,6 +59,8 @@ atomsim_status atomsim_conv_s8(const atomsim_context *ctx, const atomsim_conv_pa
     const int8_t pad_value = (int8_t)(-params->input_offset);
     int8_t *gathered = (int8_t *)ctx->buf;
     int16_t *cols = (int16_t *)((int8_t *)ctx->buf + ((2 * k + 3) & ~3));
+    const dsp_rq rq = dsp_rq_setup(quant->multiplier, quant->shift, c_out, params->output_offset,
+                                   params->act_min, params->act_max);
 
     for (int32_t p = 0; p < n_px; p += 2) {
         const int32_t count = p + 1 < n_px ? 2 : 1;
@@ -69,14 +71,11 @@ atomsim_status atomsim_conv_s8(const atomsim_context *ctx, const atomsim_conv_pa
         }
         if (count == 2) {
             dsp_q7_to_q15_pair(gathered, gathered + k, cols, k, params->input_offset);
-            dsp_mat_mult_q15_2col(filter, k, c_out, bias, quant->multiplier, quant->shift, cols,
-                                  output + p * c_out, output + (p + 1) * c_out,
-                                  params->output_offset, params->act_min, params->act_max);
+            dsp_mat_mult_q15_2col(filter, k, c_out, bias, &rq, cols, output + p * c_out,
+                                  output + (p + 1) * c_out);
         } else {
             dsp_q7_to_q15_reordered(gathered, cols, k, params->input_offset);
-            dsp_mat_mult_q15_1col(filter, k, c_out, bias, quant->multiplier, quant->shift, 1,
-                                  cols, output + p * c_out, params->output_offset,
-                                  params->act_min, params->act_max);
+            dsp_mat_mult_q15_1col(filter, k, c_out, bias, &rq, 1, cols, output + p * c_out);
         }
     }
     return ATOMSIM_OK;

@@ -105,24 +105,165 @@ static inline void dsp_write_u32(void *p, uint32_t v) { memcpy(p, &v, sizeof v);
  * >= 0, folded into one 64-bit multiply-accumulate and one shift:
  *   RDBPOT(SRDHM(x, m), e) == (x * m + 2^(30 + e) + (x < 0 ? -2^30 : 2^30)) >> (31 + e)
  * for e >= 1 (the sign test may use x instead of the rounded product: where they differ the
- * rounded product is 0 and both roundings give 0). */
+ * rounded product is 0 and both roundings give 0). Returns the MBQM value, not clamped. */
+static inline int32_t dsp_mbqm(int32_t acc, int32_t multiplier, int32_t shift)
+{
+    if (shift >= 0) {
+        const int32_t x = (int32_t)((uint32_t)acc << shift);
+        return (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
+    }
+    const int32_t e = -shift;
+    const int64_t round =
+        ((int64_t)1 << (30 + e)) + (acc < 0 ? -((int64_t)1 << 30) : ((int64_t)1 << 30));
+    const int64_t v = (int64_t)acc * multiplier + round;
+    return (int32_t)(v >> 32) >> (e - 1);
+}
+
+/* Accumulator -> clamped int8 output (the general path, any multiplier and shift). */
 static inline int32_t dsp_requantize(int32_t acc, int32_t multiplier, int32_t shift,
                                      int32_t output_offset, int32_t act_min, int32_t act_max)
 {
-    int32_t out;
-    if (shift >= 0) {
-        const int32_t x = (int32_t)((uint32_t)acc << shift);
-        out = (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
-    } else {
-        const int32_t e = -shift;
-        const int64_t round =
-            ((int64_t)1 << (30 + e)) + (acc < 0 ? -((int64_t)1 << 30) : ((int64_t)1 << 30));
-        const int64_t v = (int64_t)acc * multiplier + round;
-        out = (int32_t)(v >> 32) >> (e - 1);
-    }
-    out += output_offset;
+    int32_t out = dsp_mbqm(acc, multiplier, shift) + output_offset;
     out = out < act_min ? act_min : out;
     return out > act_max ? act_max : out;
+}
+
+/* ---- fast requantization ----
+ * With e = -shift in [2, 23] the output offset folds into the rounding constant too:
+ *   MBQM(x) + off == hi(x * m + R) >> (e - 1),  hi() = the high word of the 64-bit sum,
+ *   R = ((1 + 2 * off) << (e - 2) + s) * 2^32 + 2^30 + s * 2^31,  s = (x < 0 ? -1 : 0)
+ * (R is the constant above plus off * 2^(31 + e), split into its words). Per output: ASR,
+ * two ADDs, SMLAL, ASR (then SSAT to int8). e <= 23 keeps off * 2^(e - 1) plus the product's
+ * high word (|.| <= 2^30) inside int32; shifts outside [-23, -2] (never seen in practice:
+ * real multipliers in [2^-24, 2^-2)) take dsp_mbqm. */
+#define DSP_FAST_SHIFT_MIN (-23)
+#define DSP_FAST_SHIFT_MAX (-2)
+
+/* Per-channel constants of the fast path: multiplier, high word of R for x >= 0, e - 1. */
+typedef struct {
+    int32_t m;
+    int32_t hi;
+    int32_t rs;
+} dsp_chq;
+
+/* Per-call requantization setup. */
+typedef struct {
+    const int32_t *mult;
+    const int32_t *shift;
+    int32_t output_offset;
+    int32_t round_k; /* 1 + 2 * output_offset */
+    uint32_t min4;   /* act_min in every byte */
+    uint32_t max4;   /* act_max in every byte */
+    int fast;        /* every shift in [DSP_FAST_SHIFT_MIN, DSP_FAST_SHIFT_MAX] */
+} dsp_rq;
+
+static inline uint32_t dsp_splat8(int32_t v) { return ((uint32_t)v & 0xFFu) * 0x01010101u; }
+
+static inline dsp_rq dsp_rq_setup(const int32_t *mult, const int32_t *shift, int32_t n,
+                                  int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    dsp_rq rq = {mult, shift, output_offset, 1 + 2 * output_offset, dsp_splat8(act_min),
+                 dsp_splat8(act_max), 1};
+    for (int32_t i = 0; i < n; i++) {
+        if (shift[i] < DSP_FAST_SHIFT_MIN || shift[i] > DSP_FAST_SHIFT_MAX) {
+            rq.fast = 0;
+        }
+    }
+    return rq;
+}
+
+static inline dsp_chq dsp_chq_of(const dsp_rq *rq, int32_t ch)
+{
+    const int32_t rs = ~rq->shift[ch]; /* -shift - 1 = e - 1 */
+    const dsp_chq q = {rq->mult[ch], (int32_t)((uint32_t)rq->round_k << (rs - 1)), rs};
+    return q;
+}
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* High word of {hi:lo} + a * b (SMLAL). */
+static inline int32_t dsp_smlal_hi(uint32_t lo, int32_t hi, int32_t a, int32_t b)
+{
+    __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(a), "r"(b));
+    return hi;
+}
+
+static inline int32_t dsp_ssat8(int32_t x) { return __ssat(x, 8); }
+
+/* Bits 8..15 of a replaced by the low byte of b (BFI). */
+static inline uint32_t dsp_bfi8(uint32_t a, uint32_t b)
+{
+    __asm__("bfi %0, %1, #8, #8" : "+r"(a) : "r"(b));
+    return a;
+}
+
+/* Every signed byte of v clamped to [lo, hi] (bytewise), with SSUB8 + SEL. */
+static inline uint32_t dsp_clamp_s8x4(uint32_t v, uint32_t lo, uint32_t hi)
+{
+    uint32_t t;
+    __asm__("ssub8 %1, %0, %2\n\t"
+            "sel %0, %0, %2\n\t"
+            "ssub8 %1, %3, %0\n\t"
+            "sel %0, %0, %3"
+            : "+r"(v), "=&r"(t)
+            : "r"(lo), "r"(hi)
+            : "cc");
+    return v;
+}
+#else
+static inline int32_t dsp_smlal_hi(uint32_t lo, int32_t hi, int32_t a, int32_t b)
+{
+    const uint64_t sum = (((uint64_t)(uint32_t)hi << 32) | lo) + (uint64_t)((int64_t)a * b);
+    return (int32_t)(uint32_t)(sum >> 32);
+}
+
+static inline int32_t dsp_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
+
+static inline uint32_t dsp_bfi8(uint32_t a, uint32_t b)
+{
+    return (a & ~0xFF00u) | ((b & 0xFFu) << 8);
+}
+
+static inline uint32_t dsp_clamp_s8x4(uint32_t v, uint32_t lo, uint32_t hi)
+{
+    uint32_t out = 0;
+    for (int i = 0; i < 32; i += 8) {
+        int32_t x = (int8_t)(v >> i);
+        const int32_t l = (int8_t)(lo >> i), h = (int8_t)(hi >> i);
+        x = x < l ? l : (x > h ? h : x);
+        out |= ((uint32_t)x & 0xFFu) << i;
+    }
+    return out;
+}
+#endif
+
+/* Fast path, one accumulator -> MBQM + offset saturated to int8 (not yet act-clamped). */
+static inline int32_t dsp_rq_fast(int32_t acc, dsp_chq q)
+{
+    const int32_t sgn = acc >> 31;
+    const uint32_t lo = 0x40000000u + ((uint32_t)sgn << 31);
+    return dsp_ssat8(dsp_smlal_hi(lo, q.hi + sgn, acc, q.m) >> q.rs);
+}
+
+/* General path, same result as dsp_rq_fast for any multiplier and shift. */
+static inline int32_t dsp_rq_slow(int32_t acc, const dsp_rq *rq, int32_t ch)
+{
+    int32_t v = dsp_mbqm(acc, rq->mult[ch], rq->shift[ch]);
+    v = v < -256 ? -256 : (v > 256 ? 256 : v); /* monotone: the int8 clamp still decides */
+    return dsp_ssat8(v + rq->output_offset);
+}
+
+/* Two int8 values (already saturated) act-clamped and stored at out[0], out[1]. */
+static inline void dsp_store2(int8_t *out, int32_t v0, int32_t v1, const dsp_rq *rq)
+{
+    const uint16_t pair =
+        (uint16_t)dsp_clamp_s8x4(dsp_bfi8((uint32_t)v0, (uint32_t)v1), rq->min4, rq->max4);
+    memcpy(out, &pair, sizeof pair);
+}
+
+/* One int8 value (already saturated) act-clamped and stored. */
+static inline void dsp_store1(int8_t *out, int32_t v, const dsp_rq *rq)
+{
+    *out = (int8_t)dsp_clamp_s8x4((uint32_t)v, rq->min4, rq->max4);
 }
 
 /* n int8 values + offset -> q15 reordered (see top of file). dst must be 4-byte aligned. */
@@ -162,49 +303,102 @@ static inline void dsp_q7_to_q15_pair(const int8_t *src0, const int8_t *src1, in
     }
 }
 
-static inline int8_t dsp_requant_q(int32_t acc, const int32_t *mult, const int32_t *shift,
-                                   int32_t q, int32_t output_offset, int32_t act_min,
-                                   int32_t act_max)
+#define DSP_INLINE static inline __attribute__((always_inline))
+
+/* 2 channels x 2 columns, 4 k: weights w0[0..3], w1[0..3]; column words x[0..3] (col0 pair A,
+ * col0 pair B, col1 pair A, col1 pair B). 2 LDR + 4 SXTB16, 2 LDRD, 8 SMLAD: 16 for 16 MACs. */
+DSP_INLINE void dsp_mac_2x2(const int8_t *w0, const int8_t *w1, const uint32_t *x, int32_t *a00,
+                            int32_t *a10, int32_t *a01, int32_t *a11)
 {
-    return (int8_t)dsp_requantize(acc, mult[q], shift[q], output_offset, act_min, act_max);
+    const uint32_t r0 = dsp_read_u32(w0), r1 = dsp_read_u32(w1);
+    const uint32_t w0a = dsp_sxtb16(r0), w0b = dsp_sxtb16_ror8(r0);
+    const uint32_t w1a = dsp_sxtb16(r1), w1b = dsp_sxtb16_ror8(r1);
+    const uint32_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+    *a00 = dsp_smlad(x0, w0a, *a00);
+    *a10 = dsp_smlad(x0, w1a, *a10);
+    *a00 = dsp_smlad(x1, w0b, *a00);
+    *a10 = dsp_smlad(x1, w1b, *a10);
+    *a01 = dsp_smlad(x2, w0a, *a01);
+    *a11 = dsp_smlad(x2, w1a, *a11);
+    *a01 = dsp_smlad(x3, w0b, *a01);
+    *a11 = dsp_smlad(x3, w1b, *a11);
 }
 
-/* Matrix product, two columns (two output pixels) at a time:
- *   out0[oc] = requant(bias[oc] + sum_k col0[k] * w[oc][k]), out1 likewise from col1,
- * filter rows int8 [c_out][k], columns from dsp_q7_to_q15_pair. Inner loop, 2 channels x
- * 2 columns per 4 k: 2 LDR + 4 SXTB16 (weights), 4 LDR (columns, one pointer), 8 SMLAD
- * = 18 instructions for 16 MACs plus the loop branch. */
-static inline void dsp_mat_mult_q15_2col(const int8_t *filter, int32_t k, int32_t c_out,
-                                         const int32_t *bias, const int32_t *mult,
-                                         const int32_t *shift, const int16_t *pair,
-                                         int8_t *out0, int8_t *out1, int32_t output_offset,
-                                         int32_t act_min, int32_t act_max)
+/* The 2 x 2 kernel over k8 = k & ~7 values (k8 > 0), advancing w0, w1 and x. On the MCU one
+ * asm block: GCC's own allocation of the 14 values it keeps live spills inside the loop. */
+DSP_INLINE void dsp_mac_2x2_k8(const int8_t **pw0, const int8_t **pw1, const uint32_t **px,
+                               int32_t k8, int32_t *a00, int32_t *a10, int32_t *a01,
+                               int32_t *a11)
+{
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    const int8_t *w0 = *pw0, *w1 = *pw1;
+    const uint32_t *x = *px;
+    const int8_t *end = w0 + k8;
+    int32_t c00 = *a00, c10 = *a10, c01 = *a01, c11 = *a11;
+    uint32_t t0, t1, u0, u1, xa, xb;
+#define DSP_MAC_2X2_STEP                                                                        \
+    "ldr %[t0], [%[w0]], #4\n\t"                                                              \
+    "ldr %[t1], [%[w1]], #4\n\t"                                                              \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                                                       \
+    "sxtb16 %[u0], %[t0]\n\t"                                                                 \
+    "sxtb16 %[t0], %[t0], ror #8\n\t"                                                         \
+    "sxtb16 %[u1], %[t1]\n\t"                                                                 \
+    "sxtb16 %[t1], %[t1], ror #8\n\t"                                                         \
+    "smlad %[c00], %[xa], %[u0], %[c00]\n\t"                                                  \
+    "smlad %[c10], %[xa], %[u1], %[c10]\n\t"                                                  \
+    "smlad %[c00], %[xb], %[t0], %[c00]\n\t"                                                  \
+    "smlad %[c10], %[xb], %[t1], %[c10]\n\t"                                                  \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                                                       \
+    "smlad %[c01], %[xa], %[u0], %[c01]\n\t"                                                  \
+    "smlad %[c11], %[xa], %[u1], %[c11]\n\t"                                                  \
+    "smlad %[c01], %[xb], %[t0], %[c01]\n\t"                                                  \
+    "smlad %[c11], %[xb], %[t1], %[c11]\n\t"
+    __asm__ volatile("1:\n\t" DSP_MAC_2X2_STEP DSP_MAC_2X2_STEP
+                     "cmp %[w0], %[end]\n\t"
+                     "bne 1b"
+                     : [w0] "+r"(w0), [w1] "+r"(w1), [x] "+r"(x), [c00] "+r"(c00),
+                       [c10] "+r"(c10), [c01] "+r"(c01), [c11] "+r"(c11), [t0] "=&r"(t0),
+                       [t1] "=&r"(t1), [u0] "=&r"(u0), [u1] "=&r"(u1), [xa] "=&r"(xa),
+                       [xb] "=&r"(xb)
+                     : [end] "r"(end)
+                     : "cc", "memory");
+#undef DSP_MAC_2X2_STEP
+    *pw0 = w0;
+    *pw1 = w1;
+    *px = x;
+    *a00 = c00;
+    *a10 = c10;
+    *a01 = c01;
+    *a11 = c11;
+#else
+    const int8_t *end = *pw0 + k8;
+    for (; *pw0 < end; *pw0 += 4, *pw1 += 4, *px += 4) {
+        dsp_mac_2x2(*pw0, *pw1, *px, a00, a10, a01, a11);
+    }
+#endif
+}
+
+DSP_INLINE void dsp_mat_mult_2col_body(const int8_t *filter, int32_t k, int32_t c_out,
+                                       const int32_t *bias, const dsp_rq *rq,
+                                       const uint32_t *pair, int8_t *out0, int8_t *out1,
+                                       const int fast)
 {
     const int32_t k4 = k & ~3, tail = k - k4;
-    const int16_t *tail0 = pair + 2 * k4, *tail1 = tail0 + tail;
+    const int16_t *tail0 = (const int16_t *)(pair + k4), *tail1 = tail0 + tail;
     int32_t oc = 0;
     for (; oc + 2 <= c_out; oc += 2) {
         const int8_t *w0 = filter + oc * k;
         const int8_t *w1 = w0 + k;
         const int32_t b0 = bias ? bias[oc] : 0, b1 = bias ? bias[oc + 1] : 0;
         int32_t a00 = b0, a10 = b1, a01 = b0, a11 = b1;
-        const int16_t *x = pair;
-        for (const int8_t *end = w0 + k4; w0 < end; w0 += 4, w1 += 4, x += 8) {
-            const uint32_t r0 = dsp_read_u32(w0), r1 = dsp_read_u32(w1);
-            const uint32_t w0a = dsp_sxtb16(r0), w0b = dsp_sxtb16_ror8(r0);
-            const uint32_t w1a = dsp_sxtb16(r1), w1b = dsp_sxtb16_ror8(r1);
-            uint32_t v = dsp_read_u32(x);
-            a00 = dsp_smlad(v, w0a, a00);
-            a10 = dsp_smlad(v, w1a, a10);
-            v = dsp_read_u32(x + 2);
-            a00 = dsp_smlad(v, w0b, a00);
-            a10 = dsp_smlad(v, w1b, a10);
-            v = dsp_read_u32(x + 4);
-            a01 = dsp_smlad(v, w0a, a01);
-            a11 = dsp_smlad(v, w1a, a11);
-            v = dsp_read_u32(x + 6);
-            a01 = dsp_smlad(v, w0b, a01);
-            a11 = dsp_smlad(v, w1b, a11);
+        const uint32_t *x = pair;
+        if (k & ~7) {
+            dsp_mac_2x2_k8(&w0, &w1, &x, k & ~7, &a00, &a10, &a01, &a11);
+        }
+        if (k & 4) {
+            dsp_mac_2x2(w0, w1, x, &a00, &a10, &a01, &a11);
+            w0 += 4;
+            w1 += 4;
         }
         for (int32_t i = 0; i < tail; i++) {
             a00 += tail0[i] * w0[i];
@@ -212,81 +406,121 @@ static inline void dsp_mat_mult_q15_2col(const int8_t *filter, int32_t k, int32_
             a01 += tail1[i] * w0[i];
             a11 += tail1[i] * w1[i];
         }
-        out0[oc] = dsp_requant_q(a00, mult, shift, oc, output_offset, act_min, act_max);
-        out0[oc + 1] = dsp_requant_q(a10, mult, shift, oc + 1, output_offset, act_min, act_max);
-        out1[oc] = dsp_requant_q(a01, mult, shift, oc, output_offset, act_min, act_max);
-        out1[oc + 1] = dsp_requant_q(a11, mult, shift, oc + 1, output_offset, act_min, act_max);
+        int32_t v00, v10, v01, v11;
+        if (fast) {
+            const dsp_chq q0 = dsp_chq_of(rq, oc), q1 = dsp_chq_of(rq, oc + 1);
+            v00 = dsp_rq_fast(a00, q0);
+            v10 = dsp_rq_fast(a10, q1);
+            v01 = dsp_rq_fast(a01, q0);
+            v11 = dsp_rq_fast(a11, q1);
+        } else {
+            v00 = dsp_rq_slow(a00, rq, oc);
+            v10 = dsp_rq_slow(a10, rq, oc + 1);
+            v01 = dsp_rq_slow(a01, rq, oc);
+            v11 = dsp_rq_slow(a11, rq, oc + 1);
+        }
+        dsp_store2(out0 + oc, v00, v10, rq);
+        dsp_store2(out1 + oc, v01, v11, rq);
     }
     if (oc < c_out) { /* odd channel count: the last channel alone */
         const int8_t *w0 = filter + oc * k;
         int32_t a00 = bias ? bias[oc] : 0, a01 = a00;
-        const int16_t *x = pair;
-        for (int32_t i = 0; i < k4; i += 4, x += 8) {
+        const uint32_t *x = pair;
+        for (int32_t i = 0; i < k4; i += 4, x += 4) {
             const uint32_t r0 = dsp_read_u32(w0 + i);
             const uint32_t w0a = dsp_sxtb16(r0), w0b = dsp_sxtb16_ror8(r0);
-            a00 = dsp_smlad(dsp_read_u32(x), w0a, a00);
-            a00 = dsp_smlad(dsp_read_u32(x + 2), w0b, a00);
-            a01 = dsp_smlad(dsp_read_u32(x + 4), w0a, a01);
-            a01 = dsp_smlad(dsp_read_u32(x + 6), w0b, a01);
+            a00 = dsp_smlad(x[0], w0a, a00);
+            a00 = dsp_smlad(x[1], w0b, a00);
+            a01 = dsp_smlad(x[2], w0a, a01);
+            a01 = dsp_smlad(x[3], w0b, a01);
         }
         for (int32_t i = 0; i < tail; i++) {
             a00 += tail0[i] * w0[k4 + i];
             a01 += tail1[i] * w0[k4 + i];
         }
-        out0[oc] = dsp_requant_q(a00, mult, shift, oc, output_offset, act_min, act_max);
-        out1[oc] = dsp_requant_q(a01, mult, shift, oc, output_offset, act_min, act_max);
+        if (fast) {
+            const dsp_chq q0 = dsp_chq_of(rq, oc);
+            dsp_store1(out0 + oc, dsp_rq_fast(a00, q0), rq);
+            dsp_store1(out1 + oc, dsp_rq_fast(a01, q0), rq);
+        } else {
+            dsp_store1(out0 + oc, dsp_rq_slow(a00, rq, oc), rq);
+            dsp_store1(out1 + oc, dsp_rq_slow(a01, rq, oc), rq);
+        }
     }
 }
 
-/* Matrix product, one column (q15 reordered, dsp_q7_to_q15_reordered): 2 channels per pass,
- * per 4 k: 2 LDR + 4 SXTB16 (weights), 2 LDR (column), 4 SMLAD for 8 MACs. q_stride is 1
- * (per-channel quantization) or 0 (per-tensor). */
-static inline void dsp_mat_mult_q15_1col(const int8_t *filter, int32_t k, int32_t c_out,
-                                         const int32_t *bias, const int32_t *mult,
-                                         const int32_t *shift, int32_t q_stride,
-                                         const int16_t *col, int8_t *out,
-                                         int32_t output_offset, int32_t act_min,
-                                         int32_t act_max)
+/* Matrix product, two columns (two output pixels) at a time:
+ *   out0[oc] = requant(bias[oc] + sum_k col0[k] * w[oc][k]), out1 likewise from col1,
+ * filter rows int8 [c_out][k], columns from dsp_q7_to_q15_pair (4-byte aligned). Inner loop
+ * (dsp_mac_2x2, unrolled twice): 16 instructions for 16 MACs plus the loop branch; the
+ * requantization is the fast path of the whole call when every shift allows it. */
+static inline void dsp_mat_mult_q15_2col(const int8_t *filter, int32_t k, int32_t c_out,
+                                         const int32_t *bias, const dsp_rq *rq,
+                                         const int16_t *pair, int8_t *out0, int8_t *out1)
+{
+    const uint32_t *words = (const uint32_t *)(const void *)pair;
+    if (rq->fast) {
+        dsp_mat_mult_2col_body(filter, k, c_out, bias, rq, words, out0, out1, 1);
+    } else {
+        dsp_mat_mult_2col_body(filter, k, c_out, bias, rq, words, out0, out1, 0);
+    }
+}
+
+DSP_INLINE void dsp_mat_mult_1col_body(const int8_t *filter, int32_t k, int32_t c_out,
+                                       const int32_t *bias, const dsp_rq *rq,
+                                       int32_t q_stride, const uint32_t *col, int8_t *out,
+                                       const int fast)
 {
     const int32_t k4 = k & ~3;
-    int32_t oc = 0;
-    for (; oc + 2 <= c_out; oc += 2) {
+    const int16_t *tail = (const int16_t *)col;
+    for (int32_t oc = 0; oc < c_out; oc += 2) {
+        const int two = oc + 1 < c_out;
         const int8_t *w0 = filter + oc * k;
-        const int8_t *w1 = w0 + k;
-        int32_t a0 = bias ? bias[oc] : 0, a1 = bias ? bias[oc + 1] : 0;
+        const int8_t *w1 = two ? w0 + k : w0; /* the odd last channel runs twice, stored once */
+        const int32_t qc0 = oc * q_stride, qc1 = (oc + two) * q_stride;
+        int32_t a0 = bias ? bias[oc] : 0, a1 = bias ? bias[oc + two] : 0;
+        const uint32_t *x = col;
         int32_t i = 0;
-        for (; i < k4; i += 4) {
+        for (; i < k4; i += 4, x += 2) {
             const uint32_t r0 = dsp_read_u32(w0 + i), r1 = dsp_read_u32(w1 + i);
-            uint32_t v = dsp_read_u32(col + i);
-            a0 = dsp_smlad(v, dsp_sxtb16(r0), a0);
-            a1 = dsp_smlad(v, dsp_sxtb16(r1), a1);
-            v = dsp_read_u32(col + i + 2);
-            a0 = dsp_smlad(v, dsp_sxtb16_ror8(r0), a0);
-            a1 = dsp_smlad(v, dsp_sxtb16_ror8(r1), a1);
+            const uint32_t x0 = x[0], x1 = x[1];
+            a0 = dsp_smlad(x0, dsp_sxtb16(r0), a0);
+            a1 = dsp_smlad(x0, dsp_sxtb16(r1), a1);
+            a0 = dsp_smlad(x1, dsp_sxtb16_ror8(r0), a0);
+            a1 = dsp_smlad(x1, dsp_sxtb16_ror8(r1), a1);
         }
         for (; i < k; i++) {
-            a0 += col[i] * w0[i];
-            a1 += col[i] * w1[i];
+            a0 += tail[i] * w0[i];
+            a1 += tail[i] * w1[i];
         }
-        out[oc] = dsp_requant_q(a0, mult, shift, oc * q_stride, output_offset, act_min,
-                                act_max);
-        out[oc + 1] = dsp_requant_q(a1, mult, shift, (oc + 1) * q_stride, output_offset,
-                                    act_min, act_max);
+        int32_t v0, v1;
+        if (fast) {
+            v0 = dsp_rq_fast(a0, dsp_chq_of(rq, qc0));
+            v1 = dsp_rq_fast(a1, dsp_chq_of(rq, qc1));
+        } else {
+            v0 = dsp_rq_slow(a0, rq, qc0);
+            v1 = dsp_rq_slow(a1, rq, qc1);
+        }
+        if (two) {
+            dsp_store2(out + oc, v0, v1, rq);
+        } else {
+            dsp_store1(out + oc, v0, rq);
+        }
     }
-    if (oc < c_out) {
-        const int8_t *w0 = filter + oc * k;
-        int32_t a0 = bias ? bias[oc] : 0;
-        int32_t i = 0;
-        for (; i < k4; i += 4) {
-            const uint32_t r0 = dsp_read_u32(w0 + i);
-            a0 = dsp_smlad(dsp_read_u32(col + i), dsp_sxtb16(r0), a0);
-            a0 = dsp_smlad(dsp_read_u32(col + i + 2), dsp_sxtb16_ror8(r0), a0);
-        }
-        for (; i < k; i++) {
-            a0 += col[i] * w0[i];
-        }
-        out[oc] = dsp_requant_q(a0, mult, shift, oc * q_stride, output_offset, act_min,
-                                act_max);
+}
+
+/* Matrix product, one column (q15 reordered, dsp_q7_to_q15_reordered, 4-byte aligned):
+ * 2 channels per pass, per 4 k: 2 LDR + 4 SXTB16 (weights), 2 LDR (column), 4 SMLAD for
+ * 8 MACs. q_stride is 1 (per-channel quantization) or 0 (per-tensor). */
+static inline void dsp_mat_mult_q15_1col(const int8_t *filter, int32_t k, int32_t c_out,
+                                         const int32_t *bias, const dsp_rq *rq,
+                                         int32_t q_stride, const int16_t *col, int8_t *out)
+{
+    const uint32_t *words = (const uint32_t *)(const void *)col;
+    if (rq->fast) {
+        dsp_mat_mult_1col_body(filter, k, c_out, bias, rq, q_stride, words, out, 1);
+    } else {
+        dsp_mat_mult_1col_body(filter, k, c_out, bias, rq, q_stride, words, out, 0);
     }
 }
 

@@ -41,11 +41,13 @@ atomsim_status atomsim_fully_connected_s8(const atomsim_context *ctx,
         return ATOMSIM_ARG_ERROR;
     }
     int16_t *col = (int16_t *)ctx->buf;
+    const int32_t q_stride = params->per_channel ? 1 : 0;
+    const dsp_rq rq = dsp_rq_setup(quant->multiplier, quant->shift, q_stride ? c_out : 1,
+                                   params->output_offset, params->act_min, params->act_max);
     for (int32_t b = 0; b < batches; b++) {
         dsp_q7_to_q15_reordered(input + b * accum, col, accum, params->input_offset);
-        dsp_mat_mult_q15_1col(filter, accum, c_out, bias, quant->multiplier, quant->shift,
-                              params->per_channel ? 1 : 0, col, output + b * c_out,
-                              params->output_offset, params->act_min, params->act_max);
+        dsp_mat_mult_q15_1col(filter, accum, c_out, bias, &rq, q_stride, col,
+                              output + b * c_out);
     }
     return ATOMSIM_OK;
 }

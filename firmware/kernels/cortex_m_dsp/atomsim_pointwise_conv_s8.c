@@ -36,20 +36,19 @@ atomsim_status atomsim_pointwise_conv_s8(const atomsim_context *ctx,
     const int32_t n_px = output_dims->h * out_w;
     const int32_t step_y = params->stride_h * in_w * c_in, step_x = params->stride_w * c_in;
     int16_t *cols = (int16_t *)ctx->buf;
+    const dsp_rq rq = dsp_rq_setup(quant->multiplier, quant->shift, c_out, params->output_offset,
+                                   params->act_min, params->act_max);
 
     for (int32_t p = 0; p < n_px; p += 2) {
         const int8_t *in0 = input + (p / out_w) * step_y + (p % out_w) * step_x;
         if (p + 1 < n_px) {
             const int8_t *in1 = input + ((p + 1) / out_w) * step_y + ((p + 1) % out_w) * step_x;
             dsp_q7_to_q15_pair(in0, in1, cols, c_in, params->input_offset);
-            dsp_mat_mult_q15_2col(filter, c_in, c_out, bias, quant->multiplier, quant->shift,
-                                  cols, output + p * c_out, output + (p + 1) * c_out,
-                                  params->output_offset, params->act_min, params->act_max);
+            dsp_mat_mult_q15_2col(filter, c_in, c_out, bias, &rq, cols, output + p * c_out,
+                                  output + (p + 1) * c_out);
         } else {
             dsp_q7_to_q15_reordered(in0, cols, c_in, params->input_offset);
-            dsp_mat_mult_q15_1col(filter, c_in, c_out, bias, quant->multiplier, quant->shift, 1,
-                                  cols, output + p * c_out, params->output_offset,
-                                  params->act_min, params->act_max);
+            dsp_mat_mult_q15_1col(filter, c_in, c_out, bias, &rq, 1, cols, output + p * c_out);
         }
     }
     return ATOMSIM_OK;

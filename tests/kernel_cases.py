@@ -84,6 +84,10 @@ PLAN: list[Case] = [
         zp_in_max_relu=dict(h=5, w=5, c=9, k=3, s=1, zp_in=127, act="relu"),
         saturate=dict(h=5, w=6, c=12, k=3, s=1, pt=1, pl=1, pb=1, pr=1, mult=50.0),
         shift_extremes=dict(h=4, w=4, c=12, k=3, s=1, mult="extremes"),
+        k3_s2_pad_c20=dict(h=9, w=8, c=20, k=3, s=2, pt=1, pl=1, pb=1, pr=0),
+        k3_asym_pad_c13=dict(h=6, w=7, c=13, k=3, s=1, pt=0, pl=2, pb=2, pr=0, act="relu6"),
+        k3_fast_shift_edges=dict(h=5, w=6, c=24, k=3, s=1, pt=1, pl=0, pb=0, pr=1,
+                                 mult="fast_edges"),
     ),
     *_cases(
         "pointwise_conv",
@@ -98,6 +102,7 @@ PLAN: list[Case] = [
         zp_in_max=dict(h=3, w=3, c=8, co=8, zp_in=127, zp_out=-128),
         saturate_relu=dict(h=3, w=3, c=12, co=10, mult=30.0, act="relu"),
         shift_extremes=dict(h=2, w=3, c=8, co=12, mult="extremes"),
+        c20_co22_fast_shift_edges=dict(h=3, w=3, c=20, co=22, mult="fast_edges"),
     ),
     *_cases(
         "fully_connected",
@@ -211,6 +216,9 @@ def _multipliers(rng: np.random.Generator, shape: dict, n: int, depth: int):
     if mult == "extremes":
         # from the smallest representable scale up to positive shifts
         reals = np.geomspace(2.0 ** -31, 6.0, n) * rng.uniform(0.9, 1.1, n)
+    elif mult == "fast_edges":
+        # shifts -23 ... -2: both ends of the DSP kernels' fast requantization range
+        reals = np.geomspace(1.01 * 2.0 ** -24, 0.249, n)
     else:
         # |acc| is about sqrt(depth) * 74 * 74 for uniform int8 data and weights
         base = 60.0 / (np.sqrt(depth) * 74.0 * 74.0)

@@ -336,25 +336,43 @@ DSP_INLINE void dsp_mac_2x2_k8(const int8_t **pw0, const int8_t **pw1, const uin
     const int8_t *end = w0 + k8;
     int32_t c00 = *a00, c10 = *a10, c01 = *a01, c11 = *a11;
     uint32_t t0, t1, u0, u1, xa, xb;
-#define DSP_MAC_2X2_STEP                                                                        \
-    "ldr %[t0], [%[w0]], #4\n\t"                                                              \
-    "ldr %[t1], [%[w1]], #4\n\t"                                                              \
-    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                                                       \
-    "sxtb16 %[u0], %[t0]\n\t"                                                                 \
-    "sxtb16 %[t0], %[t0], ror #8\n\t"                                                         \
-    "sxtb16 %[u1], %[t1]\n\t"                                                                 \
-    "sxtb16 %[t1], %[t1], ror #8\n\t"                                                         \
-    "smlad %[c00], %[xa], %[u0], %[c00]\n\t"                                                  \
-    "smlad %[c10], %[xa], %[u1], %[c10]\n\t"                                                  \
-    "smlad %[c00], %[xb], %[t0], %[c00]\n\t"                                                  \
-    "smlad %[c10], %[xb], %[t1], %[c10]\n\t"                                                  \
-    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                                                       \
-    "smlad %[c01], %[xa], %[u0], %[c01]\n\t"                                                  \
-    "smlad %[c11], %[xa], %[u1], %[c11]\n\t"                                                  \
-    "smlad %[c01], %[xb], %[t0], %[c01]\n\t"                                                  \
-    "smlad %[c11], %[xb], %[t1], %[c11]\n\t"
-    __asm__ volatile("1:\n\t" DSP_MAC_2X2_STEP DSP_MAC_2X2_STEP
+    /* Two 4-k steps per pass (the dsp_mac_2x2 sequence twice), ordered so that on the M7
+     * every SMLAD can dual-issue beside a load or SXTB16 and no SMLAD waits for a load, while
+     * the M4 still sees its loads back to back (pipelined). */
+    __asm__ volatile("1:\n\t"
+                     "ldr %[t0], [%[w0]], #4\n\t"
+                     "ldr %[t1], [%[w1]], #4\n\t"
+                     "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+                     "sxtb16 %[u0], %[t0]\n\t"
+                     "sxtb16 %[u1], %[t1]\n\t"
+                     "smlad %[c00], %[xa], %[u0], %[c00]\n\t"
+                     "sxtb16 %[t0], %[t0], ror #8\n\t"
+                     "smlad %[c10], %[xa], %[u1], %[c10]\n\t"
+                     "sxtb16 %[t1], %[t1], ror #8\n\t"
+                     "smlad %[c00], %[xb], %[t0], %[c00]\n\t"
+                     "smlad %[c10], %[xb], %[t1], %[c10]\n\t"
+                     "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+                     "smlad %[c01], %[xa], %[u0], %[c01]\n\t"
+                     "smlad %[c11], %[xb], %[t1], %[c11]\n\t"
+                     "smlad %[c01], %[xb], %[t0], %[c01]\n\t"
+                     "ldr %[t0], [%[w0]], #4\n\t"
+                     "ldr %[t1], [%[w1]], #4\n\t"
+                     "smlad %[c11], %[xa], %[u1], %[c11]\n\t"
+                     "sxtb16 %[u0], %[t0]\n\t"
+                     "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+                     "sxtb16 %[u1], %[t1]\n\t"
+                     "smlad %[c00], %[xa], %[u0], %[c00]\n\t"
+                     "sxtb16 %[t0], %[t0], ror #8\n\t"
+                     "smlad %[c10], %[xa], %[u1], %[c10]\n\t"
+                     "sxtb16 %[t1], %[t1], ror #8\n\t"
+                     "smlad %[c00], %[xb], %[t0], %[c00]\n\t"
+                     "smlad %[c10], %[xb], %[t1], %[c10]\n\t"
+                     "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+                     "smlad %[c01], %[xa], %[u0], %[c01]\n\t"
+                     "smlad %[c11], %[xa], %[u1], %[c11]\n\t"
+                     "smlad %[c01], %[xb], %[t0], %[c01]\n\t"
                      "cmp %[w0], %[end]\n\t"
+                     "smlad %[c11], %[xb], %[t1], %[c11]\n\t"
                      "bne 1b"
                      : [w0] "+r"(w0), [w1] "+r"(w1), [x] "+r"(x), [c00] "+r"(c00),
                        [c10] "+r"(c10), [c01] "+r"(c01), [c11] "+r"(c11), [t0] "=&r"(t0),
@@ -362,7 +380,6 @@ DSP_INLINE void dsp_mac_2x2_k8(const int8_t **pw0, const int8_t **pw1, const uin
                        [xb] "=&r"(xb)
                      : [end] "r"(end)
                      : "cc", "memory");
-#undef DSP_MAC_2X2_STEP
     *pw0 = w0;
     *pw1 = w1;
     *px = x;

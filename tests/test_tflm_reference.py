@@ -1,0 +1,333 @@
+"""atomsim.ops.reference == TensorFlow Lite Micro's reference kernels, bit for bit.
+
+For each op, a single-operator int8 .tflite model is built here (flatbuffers object API of the
+schema module that ships with tflite_micro), with real float scales and zero points; it runs
+in tflite_micro's interpreter, whose Prepare() derives the fixed-point parameters itself. Our
+numpy reference gets its parameters from the same scales through atomsim.ops.quant (the way
+TFLite's Prepare() does it) and must produce the same int8 tensor. Padding SAME/VALID is turned
+into explicit pads the way TFLite computes them. Skipped when tflite_micro is not installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tflite_micro = pytest.importorskip(
+    "tflite_micro", reason="tflite-micro is not installed (pip install tflite-micro)")
+flatbuffers = pytest.importorskip("flatbuffers", reason="flatbuffers (tflite-micro dep) missing")
+
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as tfl  # noqa: E402
+
+from atomsim.ops import quant  # noqa: E402
+from atomsim.ops import reference as ref  # noqa: E402
+
+pytestmark = pytest.mark.unit
+
+SEEDS = (0, 1)
+ACT = {"none": tfl.ActivationFunctionType.NONE, "relu": tfl.ActivationFunctionType.RELU,
+       "relu6": tfl.ActivationFunctionType.RELU6}
+
+
+# ---------------------------------------------------------------- model building ----------
+
+class SingleOpModel:
+    """One subgraph, one operator; tensors are added first, the operator last."""
+
+    def __init__(self) -> None:
+        self.tensors: list = []
+        self.buffers = [tfl.BufferT()]  # buffer 0: the empty sentinel TFLite expects
+
+    def tensor(self, shape, dtype: int, scale=None, zero_point=None, data=None,
+               axis: int = 0) -> int:
+        """Add a tensor (constant when data is given); scale / zero_point may be per-axis."""
+        t = tfl.TensorT()
+        t.shape = list(shape)
+        t.type = dtype
+        t.name = f"t{len(self.tensors)}"
+        if data is not None:
+            buf = tfl.BufferT()
+            buf.data = np.ascontiguousarray(data).tobytes()
+            self.buffers.append(buf)
+            t.buffer = len(self.buffers) - 1
+        if scale is not None:
+            qp = tfl.QuantizationParametersT()
+            qp.scale = [float(s) for s in np.atleast_1d(scale)]
+            qp.zeroPoint = [int(z) for z in np.atleast_1d(zero_point)]
+            qp.quantizedDimension = axis
+            t.quantization = qp
+        self.tensors.append(t)
+        return len(self.tensors) - 1
+
+    def build(self, op: int, inputs, outputs, options_type: int = 0, options=None) -> bytes:
+        """Serialise the model with the operator; graph inputs are the non-constant inputs."""
+        code = tfl.OperatorCodeT()
+        code.builtinCode = op
+        code.deprecatedBuiltinCode = min(op, 127)
+        code.version = 1
+        operator = tfl.OperatorT()
+        operator.opcodeIndex = 0
+        operator.inputs = list(inputs)
+        operator.outputs = list(outputs)
+        operator.builtinOptionsType = options_type
+        operator.builtinOptions = options
+        graph = tfl.SubGraphT()
+        graph.tensors = self.tensors
+        graph.inputs = [i for i in inputs if i >= 0 and self.tensors[i].buffer == 0]
+        graph.outputs = list(outputs)
+        graph.operators = [operator]
+        model = tfl.ModelT()
+        model.version = 3
+        model.operatorCodes = [code]
+        model.subgraphs = [graph]
+        model.buffers = self.buffers
+        builder = flatbuffers.Builder(4096)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+
+
+def run_tflm(model: bytes, *inputs: np.ndarray) -> np.ndarray:
+    """Run a model once in tflite_micro's interpreter; returns output 0."""
+    interp = tflite_micro.runtime.Interpreter.from_bytes(model, arena_size=1 << 20)
+    for i, x in enumerate(inputs):
+        interp.set_input(x, i)
+    interp.invoke()
+    return interp.get_output(0)
+
+
+# ---------------------------------------------------------------- helpers -----------------
+
+def f32(x) -> float:
+    """A scale as the model stores it (float32), widened back to Python's float64."""
+    return float(np.float32(x))
+
+
+def tflite_padding(size: int, k: int, stride: int, same: bool) -> tuple[int, int, int]:
+    """(out, pad_before, pad_after) as TFLite computes them for SAME / VALID."""
+    if not same:
+        out = (size - k) // stride + 1
+        return out, 0, 0
+    out = (size + stride - 1) // stride
+    total = max((out - 1) * stride + k - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def int8(rng, shape) -> np.ndarray:
+    return rng.integers(-128, 128, size=shape, dtype=np.int64).astype(np.int8)
+
+
+def assert_same(got: np.ndarray, want: np.ndarray, what: str) -> None:
+    got = np.asarray(got).reshape(want.shape)
+    bad = np.argwhere(got != want)
+    assert bad.size == 0, (f"{what}: {len(bad)} of {want.size} differ; first at "
+                           f"{tuple(bad[0])}: TFLM {got[tuple(bad[0])]}, numpy "
+                           f"{want[tuple(bad[0])]}")
+
+
+# ---------------------------------------------------------------- convolutions ------------
+
+CONV_CASES = {
+    "conv3x3_same_s1_relu6": dict(h=7, w=6, c=3, co=5, k=3, s=1, same=True, act="relu6"),
+    "conv3x3_valid_s2": dict(h=9, w=8, c=4, co=6, k=3, s=2, same=False, act="none"),
+    "conv1x1_pointwise": dict(h=5, w=5, c=16, co=8, k=1, s=1, same=False, act="relu"),
+    "conv5x5_same_s2": dict(h=8, w=7, c=2, co=3, k=5, s=2, same=True, act="none"),
+    "dw3x3_same_s1": dict(h=6, w=7, c=8, k=3, s=1, same=True, act="relu6", dw=True),
+    "dw3x3_valid_s2": dict(h=9, w=9, c=5, k=3, s=2, same=False, act="none", dw=True),
+    "dw5x5_same_s2": dict(h=8, w=6, c=4, k=5, s=2, same=True, act="relu", dw=True),
+}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", CONV_CASES)
+def test_conv_and_depthwise_match_tflm(name: str, seed: int):
+    s = CONV_CASES[name]
+    rng = np.random.default_rng(seed)
+    dw = s.get("dw", False)
+    h, w, c, k, st = s["h"], s["w"], s["c"], s["k"], s["s"]
+    co = c if dw else s["co"]
+    in_scale, out_scale = f32(rng.uniform(0.01, 0.05)), f32(rng.uniform(0.02, 0.2))
+    in_zp, out_zp = int(rng.integers(-128, 128)), int(rng.integers(-100, 100))
+    w_scales = np.array([f32(v) for v in rng.uniform(0.002, 0.02, co)])
+    x = int8(rng, (1, h, w, c))
+    filt = rng.integers(-127, 128, size=(1, k, k, c) if dw else (co, k, k, c)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, size=co).astype(np.int32)
+    out_h, pt, _ = tflite_padding(h, k, st, s["same"])
+    out_w, pl, _ = tflite_padding(w, k, st, s["same"])
+
+    m = SingleOpModel()
+    t_in = m.tensor((1, h, w, c), tfl.TensorType.INT8, in_scale, in_zp)
+    t_w = m.tensor(filt.shape, tfl.TensorType.INT8, w_scales, np.zeros(co), filt,
+                   axis=3 if dw else 0)
+    t_b = m.tensor((co,), tfl.TensorType.INT32, in_scale * w_scales, np.zeros(co), bias)
+    t_out = m.tensor((1, out_h, out_w, co), tfl.TensorType.INT8, out_scale, out_zp)
+    opts = tfl.DepthwiseConv2DOptionsT() if dw else tfl.Conv2DOptionsT()
+    opts.padding = tfl.Padding.SAME if s["same"] else tfl.Padding.VALID
+    opts.strideH = opts.strideW = st
+    opts.fusedActivationFunction = ACT[s["act"]]
+    if dw:
+        opts.depthMultiplier = 1
+        model = m.build(tfl.BuiltinOperator.DEPTHWISE_CONV_2D, [t_in, t_w, t_b], [t_out],
+                        tfl.BuiltinOptions.DepthwiseConv2DOptions, opts)
+    else:
+        model = m.build(tfl.BuiltinOperator.CONV_2D, [t_in, t_w, t_b], [t_out],
+                        tfl.BuiltinOptions.Conv2DOptions, opts)
+    got = run_tflm(model, x)
+
+    # TFLite Prepare: effective scale in double from the float32 scales, per channel
+    mult, shift = quant.per_channel_multipliers(in_scale * w_scales / out_scale)
+    lo, hi = quant.activation_range(s["act"], out_scale, out_zp)
+    params = quant.ConvParams(st, st, pt, pl, 1, 1, -in_zp, out_zp, lo, hi)
+    fn = ref.depthwise_conv_s8 if dw else ref.conv_s8
+    want = fn(x, filt, bias, mult, shift, params, (out_h, out_w))
+    assert_same(got, want, name)
+
+
+FC_CASES = {"c40_co10": dict(c=40, co=10, act="none"), "c7_co3_relu": dict(c=7, co=3, act="relu"),
+            "batch3": dict(n=3, c=12, co=5, act="relu6")}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", FC_CASES)
+def test_fully_connected_matches_tflm(name: str, seed: int):
+    s = FC_CASES[name]
+    rng = np.random.default_rng(seed)
+    n, c, co = s.get("n", 1), s["c"], s["co"]
+    in_scale, w_scale, out_scale = (f32(rng.uniform(a, b)) for a, b in
+                                    ((0.01, 0.05), (0.002, 0.02), (0.02, 0.2)))
+    in_zp, out_zp = int(rng.integers(-128, 128)), int(rng.integers(-100, 100))
+    x = int8(rng, (n, c))
+    weights = rng.integers(-127, 128, size=(co, c)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, size=co).astype(np.int32)
+
+    m = SingleOpModel()
+    t_in = m.tensor((n, c), tfl.TensorType.INT8, in_scale, in_zp)
+    t_w = m.tensor((co, c), tfl.TensorType.INT8, w_scale, 0, weights)
+    t_b = m.tensor((co,), tfl.TensorType.INT32, in_scale * w_scale, 0, bias)
+    t_out = m.tensor((n, co), tfl.TensorType.INT8, out_scale, out_zp)
+    opts = tfl.FullyConnectedOptionsT()
+    opts.fusedActivationFunction = ACT[s["act"]]
+    got = run_tflm(m.build(tfl.BuiltinOperator.FULLY_CONNECTED, [t_in, t_w, t_b], [t_out],
+                           tfl.BuiltinOptions.FullyConnectedOptions, opts), x)
+
+    mult, shift = quant.per_channel_multipliers([in_scale * w_scale / out_scale])
+    lo, hi = quant.activation_range(s["act"], out_scale, out_zp)
+    params = quant.FcParams(-in_zp, out_zp, lo, hi, 0)
+    want = ref.fully_connected_s8(x.reshape(n, 1, 1, c), weights, bias, mult, shift, params)
+    assert_same(got, want, name)
+
+
+# ---------------------------------------------------------------- elementwise -------------
+
+ELTWISE_CASES = {"h4w5c6": dict(h=4, w=5, c=6, act="none"),
+                 "relu_ratio8": dict(h=3, w=3, c=8, act="relu", ratio=8.0),
+                 "broadcast_c7": dict(h=3, w=4, c=7, act="relu6", broadcast=True)}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", ELTWISE_CASES)
+@pytest.mark.parametrize("op", ["add", "mul"])
+def test_add_and_mul_match_tflm(op: str, name: str, seed: int):
+    s = ELTWISE_CASES[name]
+    if op == "add" and s.get("broadcast"):
+        pytest.skip("our add kernel is elementwise only (no broadcast)")
+    rng = np.random.default_rng(seed)
+    dims = (1, s["h"], s["w"], s["c"])
+    dims2 = (1, 1, 1, s["c"]) if s.get("broadcast") else dims
+    s1 = f32(rng.uniform(0.01, 0.1))
+    s2 = f32(s1 * s.get("ratio", 1.0) * rng.uniform(0.5, 2.0))
+    so = f32(rng.uniform(0.01, 0.1) if op == "add" else s1 * s2 * 74 * 74 / 60)
+    zp1, zp2, zpo = (int(v) for v in rng.integers(-128, 128, 3))
+    x1, x2 = int8(rng, dims), int8(rng, dims2)
+
+    m = SingleOpModel()
+    t1 = m.tensor(dims, tfl.TensorType.INT8, s1, zp1)
+    t2 = m.tensor(dims2, tfl.TensorType.INT8, s2, zp2)
+    t_out = m.tensor(dims, tfl.TensorType.INT8, so, zpo)
+    opts = tfl.AddOptionsT() if op == "add" else tfl.MulOptionsT()
+    opts.fusedActivationFunction = ACT[s["act"]]
+    builtin = tfl.BuiltinOperator.ADD if op == "add" else tfl.BuiltinOperator.MUL
+    kind = tfl.BuiltinOptions.AddOptions if op == "add" else tfl.BuiltinOptions.MulOptions
+    got = run_tflm(m.build(builtin, [t1, t2], [t_out], kind, opts), x1, x2)
+
+    lo, hi = quant.activation_range(s["act"], so, zpo)
+    if op == "add":
+        want = ref.add_s8(x1, x2, quant.add_quant_params(s1, zp1, s2, zp2, so, zpo, lo, hi))
+    else:
+        want = ref.mul_s8(x1, x2, quant.mul_quant_params(s1, zp1, s2, zp2, so, zpo, lo, hi))
+    assert_same(got, want, f"{op} {name}")
+
+
+HSWISH_CASES = {"typical": (0.04, 0.03), "wide": (0.2, 0.1), "narrow": (0.003, 0.002)}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", HSWISH_CASES)
+def test_hard_swish_matches_tflm(name: str, seed: int):
+    rng = np.random.default_rng(seed)
+    in_scale, out_scale = (f32(v) for v in HSWISH_CASES[name])
+    in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, 2))
+    x = np.arange(-128, 128).astype(np.int8).reshape(1, 16, 16, 1)  # every input value
+
+    m = SingleOpModel()
+    t_in = m.tensor(x.shape, tfl.TensorType.INT8, in_scale, in_zp)
+    t_out = m.tensor(x.shape, tfl.TensorType.INT8, out_scale, out_zp)
+    got = run_tflm(m.build(tfl.BuiltinOperator.HARD_SWISH, [t_in], [t_out]), x)
+    want = ref.hard_swish_s8(x, quant.hard_swish_quant_params(in_scale, in_zp, out_scale,
+                                                              out_zp))
+    assert_same(got, want, f"hard_swish {name}")
+
+
+# ---------------------------------------------------------------- pooling and pad ---------
+
+POOL_CASES = {"k2_s2_valid": dict(h=6, w=6, c=5, k=2, s=2, same=False, act="none"),
+              "k3_s1_same": dict(h=5, w=4, c=6, k=3, s=1, same=True, act="none"),
+              "k3_s2_same_relu": dict(h=7, w=6, c=3, k=3, s=2, same=True, act="relu")}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", POOL_CASES)
+@pytest.mark.parametrize("op", ["avgpool", "maxpool"])
+def test_pooling_matches_tflm(op: str, name: str, seed: int):
+    s = POOL_CASES[name]
+    rng = np.random.default_rng(seed)
+    h, w, c, k, st = s["h"], s["w"], s["c"], s["k"], s["s"]
+    scale, zp = f32(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128))
+    x = int8(rng, (1, h, w, c))
+    out_h, pt, _ = tflite_padding(h, k, st, s["same"])
+    out_w, pl, _ = tflite_padding(w, k, st, s["same"])
+
+    m = SingleOpModel()
+    t_in = m.tensor(x.shape, tfl.TensorType.INT8, scale, zp)
+    t_out = m.tensor((1, out_h, out_w, c), tfl.TensorType.INT8, scale, zp)
+    opts = tfl.Pool2DOptionsT()
+    opts.padding = tfl.Padding.SAME if s["same"] else tfl.Padding.VALID
+    opts.strideH = opts.strideW = st
+    opts.filterHeight = opts.filterWidth = k
+    opts.fusedActivationFunction = ACT[s["act"]]
+    builtin = (tfl.BuiltinOperator.AVERAGE_POOL_2D if op == "avgpool"
+               else tfl.BuiltinOperator.MAX_POOL_2D)
+    got = run_tflm(m.build(builtin, [t_in], [t_out], tfl.BuiltinOptions.Pool2DOptions, opts), x)
+
+    lo, hi = quant.activation_range(s["act"], scale, zp)
+    params = quant.PoolParams(st, st, pt, pl, lo, hi)
+    fn = ref.avgpool_s8 if op == "avgpool" else ref.maxpool_s8
+    assert_same(got, fn(x, (k, k), params, (out_h, out_w)), f"{op} {name}")
+
+
+@pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 2, 3, 0)])
+def test_pad_matches_tflm(pads: tuple[int, int, int, int]):
+    rng = np.random.default_rng(0)
+    top, bottom, left, right = pads
+    x = int8(rng, (1, 3, 4, 5))
+    scale, zp = f32(0.05), int(rng.integers(-128, 128))
+    out_shape = (1, 3 + top + bottom, 4 + left + right, 5)
+    paddings = np.array([[0, 0], [top, bottom], [left, right], [0, 0]], dtype=np.int32)
+
+    m = SingleOpModel()
+    t_in = m.tensor(x.shape, tfl.TensorType.INT8, scale, zp)
+    t_pad = m.tensor((4, 2), tfl.TensorType.INT32, data=paddings)
+    t_out = m.tensor(out_shape, tfl.TensorType.INT8, scale, zp)
+    got = run_tflm(m.build(tfl.BuiltinOperator.PAD, [t_in, t_pad], [t_out],
+                           tfl.BuiltinOptions.PadOptions, tfl.PadOptionsT()), x)
+    want = ref.pad_s8(x, quant.PadParams(top, bottom, left, right, zp))
+    assert_same(got, want, f"pad {pads}")

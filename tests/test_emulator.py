@@ -284,3 +284,33 @@ def test_fpu_works_only_once_cpacr_enables_it(tmp_path, enable):
         assert isinstance(result.error, HardFault)
         assert result.error.cfsr & (1 << 19)  # NOCP
         assert "CPACR" in str(result.error)
+
+
+@pytest.mark.parametrize("board_id", ["stm32f412", "stm32h743"])
+def test_idle_polling_skip_is_exact(board_id, example_elf):
+    """Waiting on the UART in bulk gives exactly the counts of spinning through every poll."""
+    board = get_board(board_id)
+    path = example_elf("echo", board_id)
+    outcomes = []
+    for skip in (False, True):
+        machine = Machine(board)
+        machine.idle_skip = skip
+        machine.load(path)
+        inputs = {3: b"first line\n", 7: b"second\r", 12: b"quit\n"}
+        for slice_no in range(20):
+            if slice_no in inputs:
+                machine.uart_write(board.console, inputs[slice_no])
+            result = machine.run(max_cycles=board.clock_hz // 2000)  # 0.5 ms slices
+            if result.status != "running":
+                break
+        blocks = sorted((b.addr, b.size, b.count, b.taken) for b in machine.counter.blocks())
+        outcomes.append((result.status, result.uart, result.instructions, result.cycles, blocks))
+    assert outcomes[0][0] == "ok" and "echo: second" in outcomes[0][1]
+    assert outcomes[1] == outcomes[0]
+
+
+def test_waiting_for_input_without_a_source_times_out_quickly(example_elf):
+    result = run_elf(get_board("stm32h743"), example_elf("echo", "stm32h743"),
+                     max_instructions=500_000_000)
+    assert isinstance(result.error, Timeout)
+    assert result.uart == "echo ready\n"

@@ -103,6 +103,10 @@ def _lib() -> ctypes.CDLL:
         lib.asb_export.argtypes = [ctypes.POINTER(CounterState), ctypes.POINTER(BlockRecord),
                                    ctypes.c_uint32]
         lib.asb_free.argtypes = [ctypes.POINTER(CounterState)]
+        lib.asb_current.restype = ctypes.c_int
+        lib.asb_current.argtypes = [ctypes.POINTER(CounterState), ctypes.POINTER(ctypes.c_uint32),
+                                    ctypes.POINTER(ctypes.c_uint32)]
+        lib.asb_repeat_current.argtypes = [ctypes.POINTER(CounterState), ctypes.c_uint64]
         _LIB = lib
     return _LIB
 
@@ -163,6 +167,17 @@ class BlockCounter:
     def finish(self) -> None:
         """Account the block in flight when a run ends."""
         _lib().asb_finish(self._state)
+
+    def current_block(self) -> tuple[int, int] | None:
+        """(address, size) of the block being executed, or None."""
+        addr, size = ctypes.c_uint32(), ctypes.c_uint32()
+        if _lib().asb_current(self._state, ctypes.byref(addr), ctypes.byref(size)):
+            return addr.value, size.value
+        return None
+
+    def repeat_current(self, k: int) -> None:
+        """Account ``k`` more taken-branch executions of the block in flight."""
+        _lib().asb_repeat_current(self._state, k)
 
     def blocks(self) -> list[BlockCount]:
         """Every distinct block seen, with counts."""

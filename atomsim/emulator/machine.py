@@ -173,6 +173,10 @@ class Machine:
         self.markers: list[Marker] = []
         self.firmware: elfmod.Firmware | None = None
         self.finished: RunResult | None = None
+        self.idle_skip = True  # see _idle_poll; exact, so on by default
+        self._timings: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+        self._pure: dict[tuple[int, int], bool] = {}
+        self._last_poll: tuple | None = None
         self._guard: tuple[int, int] | None = None
         self._paint: tuple[int, int] | None = None
         self._unmapped: tuple[str, int, int, int | None] | None = None
@@ -232,7 +236,10 @@ class Machine:
         try:
             if model is None:
                 raise UnmodelledRegister(address)
-            return model.read(address - model.base, size)
+            value = model.read(address - model.base, size)
+            if self.idle_skip and model.idle_read(address - model.base):
+                self._idle_poll(address, value)
+            return value
         except UnmodelledRegister:
             self._fail(UnmodelledAccess(address, f"read ({_where(model, address)})", size,
                                         self.pc))
@@ -248,6 +255,43 @@ class Machine:
         except UnmodelledRegister:
             self._fail(UnmodelledAccess(address, f"write ({_where(model, address)})", size,
                                         self.pc, value))
+
+    # -- idle polling loops ------------------------------------------------------------------
+    def _idle_poll(self, address: int, value: int) -> None:
+        """Skip ahead through a polling loop that cannot end until input arrives.
+
+        Called for reads the peripheral says are stable (e.g. USART status with an empty RX
+        queue). When the same register has read the same value twice in a row from a block
+        that is a side-effect-free loop back to itself, every further iteration until the
+        budget is identical: they are accounted in bulk (instructions, cycles, counts exactly
+        as if executed) instead of one Python call each.
+        """
+        block = self.counter.current_block()
+        st = self.counter.state
+        key = (address, value, block, st.blocks_executed)
+        last, self._last_poll = self._last_poll, key
+        # Looping means: the only block executed since the previous read was this one again.
+        if last is None or last[:3] != key[:3] or last[3] + 1 != key[3]:
+            return
+        if block is None or not self._pure_loop(*block):
+            return
+        n_insn, _, cost_taken, _ = self._timings[block]
+        room = [(st.budget - st.instructions) // max(n_insn, 1)]
+        if st.cycle_budget != 2**64 - 1:
+            room.append((st.cycle_budget - st.cycles) // max(cost_taken, 1))
+        k = min(room) - 2  # leave the last iterations to run for real: budgets end as usual
+        if k > 0:
+            self.counter.repeat_current(k)
+            self._last_poll = None
+
+    def _pure_loop(self, addr: int, size: int) -> bool:
+        """A block that branches back to itself, stores nothing, carries no register from one
+        iteration to the next and has no other side effect (cached per block)."""
+        key = (addr, size)
+        if key not in self._pure:
+            self._pure[key] = _is_pure_loop(decode(bytes(self.uc.mem_read(addr, size)), addr),
+                                            addr)
+        return self._pure[key]
 
     def _fail(self, err: AtomSimError) -> None:
         if self._pending is None:
@@ -268,7 +312,9 @@ class Machine:
         decoded = sum(i.size for i in insns)
         t = self.timing.block(insns)
         extra = 1 if decoded < size else 0  # an undecodable tail instruction (it will fault)
-        return t.n_insn + extra, t.cost_fall + extra, t.cost_taken + extra, t.flags
+        timing = (t.n_insn + extra, t.cost_fall + extra, t.cost_taken + extra, t.flags)
+        self._timings[(addr, size)] = timing
+        return timing
 
     def _fpu_enabled(self) -> bool:
         """CPACR grants CP10 and CP11 (the FPU is off at reset until software enables it)."""
@@ -355,6 +401,8 @@ class Machine:
     def load(self, path) -> elfmod.Firmware:
         """Load an ELF's segments at their load addresses, paint the stack, reset the core."""
         fw = elfmod.load(path)
+        self._timings.clear()
+        self._pure.clear()
         for seg in fw.segments:
             self._check_fits(seg, fw)
             self.uc.mem_write(seg.paddr, seg.data)
@@ -396,6 +444,7 @@ class Machine:
         self._semihost.clear()
         self.markers.clear()
         self._pending = self._exit = self._bkpt_stop = self._unmapped = None
+        self._last_poll = None
         self.finished = None
         self.counter.close()
         self.counter = BlockCounter(self.uc, self._describe)
@@ -644,6 +693,34 @@ class Machine:
     def close(self) -> None:
         """Release the native counter."""
         self.counter.close()
+
+
+_SIDE_EFFECTS = ("st", "push", "vst", "vpush", "bkpt", "svc", "bl", "blx", "cps", "msr", "wf",
+                 "sev", "dmb", "dsb", "isb", "clrex")
+
+
+def _is_pure_loop(insns, start: int) -> bool:
+    """See Machine._pure_loop."""
+    from capstone import CS_GRP_JUMP
+    from capstone import arm as csarm
+
+    if not insns:
+        return False
+    last = insns[-1]
+    if not (last.group(CS_GRP_JUMP) and last.operands
+            and last.operands[-1].type == csarm.ARM_OP_IMM and last.operands[-1].imm == start):
+        return False
+    written: set[int] = set()
+    live_in: set[int] = set()
+    for insn in insns:
+        if insn.mnemonic.startswith(_SIDE_EFFECTS) or insn.writeback:
+            return False
+        reads, writes = insn.regs_access()
+        live_in |= set(reads) - written
+        written |= set(writes)
+    live_in.discard(csarm.ARM_REG_PC)
+    written.discard(csarm.ARM_REG_PC)
+    return not live_in & written
 
 
 def _where(model, address: int) -> str:

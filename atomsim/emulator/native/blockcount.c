@@ -190,6 +190,29 @@ int asb_detach(asb_state_t *s, uc_engine *uc) {
     return uc_hook_del(uc, s->hook);
 }
 
+/* The block being executed (its address and size), for the idle-loop check; 0 if none. */
+int asb_current(const asb_state_t *s, uint32_t *addr, uint32_t *size) {
+    if (s->prev < 0)
+        return 0;
+    *addr = s->table[s->prev].addr;
+    *size = s->table[s->prev].size;
+    return 1;
+}
+
+/* Account k more executions of the block in flight, each left by its taken branch: used when
+ * that block is a side-effect-free polling loop whose outcome cannot change (see machine.py),
+ * so k iterations leave registers and memory exactly as they are. */
+void asb_repeat_current(asb_state_t *s, uint64_t k) {
+    if (s->prev < 0 || k == 0)
+        return;
+    asb_block_t *b = &s->table[s->prev];
+    b->count += k;
+    b->taken += k;
+    s->blocks_executed += k;
+    s->instructions += k * b->d.n_insn;
+    s->cycles += k * b->d.cost_taken;
+}
+
 /* Copy out the blocks with a non-zero count: the Python side builds the profile from these. */
 uint32_t asb_export(const asb_state_t *s, asb_block_t *out, uint32_t max) {
     uint32_t n = 0;

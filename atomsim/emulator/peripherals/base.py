@@ -81,6 +81,11 @@ class Peripheral:
             value = (self.values[word] & ~mask) | ((value << shift) & mask)
         self.write_reg(word, value & 0xFFFFFFFF)
 
+    def idle_read(self, offset: int) -> bool:
+        """True when reading ``offset`` has no side effect and its value cannot change until
+        something outside the core happens (input arrives): polling it is idle waiting."""
+        return False
+
     def read_reg(self, offset: int) -> int:
         """Value of a register; override for registers with behaviour."""
         return self.values[offset]

@@ -15,5 +15,8 @@ class Tag:
     def write(self, offset: int, size: int, value: int) -> None:
         pass
 
+    def idle_read(self, offset: int) -> bool:
+        return False
+
     def reg_name(self, offset: int) -> str:
         return self.name

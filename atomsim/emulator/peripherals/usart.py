@@ -32,6 +32,10 @@ class _Usart(Peripheral):
 class UsartF4(_Usart):
     """Legacy STM32F4 USART (Renode type UART.STM32_UART)."""
 
+    def idle_read(self, offset):
+        """Polling SR with nothing received waits for input."""
+        return offset == 0x00 and not self.rx
+
     registers = regs((0x00, "SR", 0xC0), (0x04, "DR"), (0x08, "BRR"), (0x0C, "CR1"),
                      (0x10, "CR2"), (0x14, "CR3"), (0x18, "GTPR"))
 
@@ -53,6 +57,10 @@ class UsartF4(_Usart):
 
 class UsartF7(_Usart):
     """STM32F7/H7 USART (Renode type UART.STM32F7_USART)."""
+
+    def idle_read(self, offset):
+        """Polling ISR with nothing received waits for input."""
+        return offset == 0x1C and not self.rx
 
     registers = regs((0x00, "CR1"), (0x04, "CR2"), (0x08, "CR3"), (0x0C, "BRR"), (0x10, "GTPR"),
                      (0x14, "RTOR"), (0x18, "RQR"), (0x1C, "ISR", 0xC0), (0x20, "ICR"),

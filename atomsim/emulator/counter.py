@@ -169,7 +169,9 @@ class BlockCounter:
         _lib().asb_finish(self._state)
 
     def current_block(self) -> tuple[int, int] | None:
-        """(address, size) of the block being executed, or None."""
+        """(address, size) of the block being executed, or None (also once closed)."""
+        if not self._state:
+            return None
         addr, size = ctypes.c_uint32(), ctypes.c_uint32()
         if _lib().asb_current(self._state, ctypes.byref(addr), ctypes.byref(size)):
             return addr.value, size.value
@@ -177,6 +179,8 @@ class BlockCounter:
 
     def repeat_current(self, k: int) -> None:
         """Account ``k`` more taken-branch executions of the block in flight."""
+        if not self._state:
+            raise RuntimeError("the block counter is closed")
         _lib().asb_repeat_current(self._state, k)
 
     def blocks(self) -> list[BlockCount]:

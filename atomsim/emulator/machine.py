@@ -237,7 +237,7 @@ class Machine:
             if model is None:
                 raise UnmodelledRegister(address)
             value = model.read(address - model.base, size)
-            if self.idle_skip and model.idle_read(address - model.base):
+            if self.idle_skip and self.counter.active and model.idle_read(address - model.base):
                 self._idle_poll(address, value)
             return value
         except UnmodelledRegister:

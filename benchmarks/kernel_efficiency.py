@@ -2,10 +2,13 @@
 
 For a fixed set of conv atoms (PW 1x1, DW 3x3 with no padding as AtomDB atoms have, NC 3x3),
 each board and each kernel variant, one harness run (atomsim.profiler) gives cycles and
-instructions between the profiling markers; MACs are the atom's paper-convention count. Every
-output is checked bit for bit against the numpy reference before a figure is printed: a fast
-wrong kernel must not look good. Prints a markdown table. Run:
+instructions between the profiling markers; MACs are the atom's paper-convention count. A
+second table does the same for the elementwise, pooling, padding and activation atoms per
+element: per output element, per input element for global average pooling. Every output is
+checked bit for bit against the numpy reference before a figure is printed: a fast wrong kernel
+must not look good. Prints markdown tables. Run:
     .venv/bin/python benchmarks/kernel_efficiency.py [--boards stm32f412 stm32h743]
+        [--tables conv elementwise]
 
 Targets (CMSIS-NN v7 on the same emulator): PW 1x1 < 2.65 instructions/MAC, DW 3x3 < 8.9.
 """
@@ -46,6 +49,35 @@ ATOMS: tuple[Atom, ...] = (
 )
 
 
+def _same(t: str, c: int, hw: int) -> Atom:
+    return Atom(type=t, c_in=c, h_in=hw, w_in=hw, c_out=c, h_out=hw, w_out=hw)
+
+
+def _pool(t: str, c: int, hw_in: int, k: int, stride: int, pad: int = 0) -> Atom:
+    hw_out = (hw_in + 2 * pad - k) // stride + 1
+    return Atom(type=t, c_in=c, h_in=hw_in, w_in=hw_in, k1=k, k2=k, stride=stride,
+                padding=pad, c_out=c, h_out=hw_out, w_out=hw_out)
+
+
+ELEMENT_ATOMS: tuple[Atom, ...] = (
+    _same("add", 32, 32), _same("mul", 32, 16), _same("mul_bcast", 32, 16),
+    _pool("avgpool", 32, 16, 3, 1, 1), _pool("maxpool", 32, 32, 2, 2),
+    _pool("maxpool", 32, 16, 3, 2, 1),
+    Atom(type="global_avgpool", c_in=64, h_in=7, w_in=7, c_out=64),
+    _same("relu", 32, 32), _same("relu6", 32, 32), _same("hard_swish", 32, 32),
+    _same("hard_sigmoid", 32, 32),
+    Atom(type="pad", c_in=32, h_in=16, w_in=16, padding=1, c_out=32, h_out=18, w_out=18),
+    Atom(type="pad", c_in=3, h_in=32, w_in=32, padding=(0, 0, 1, 1), c_out=3, h_out=33,
+         w_out=33),
+)
+
+
+def elements(atom: Atom) -> int:
+    """Elements an atom's cost is counted per: its input for global pooling, else its output."""
+    return atom.c_in * atom.h_in * atom.w_in if atom.type == "global_avgpool" else \
+        atom.output_bytes
+
+
 def measure(profiler: Profiler, atom: Atom) -> tuple[int, int]:
     """(cycles, instructions) of one atom; raises if the output is not bit-exact."""
     case = case_for_atom(atom)
@@ -62,24 +94,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--boards", nargs="+", default=list(BOARDS))
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--tables", nargs="+", default=["conv", "elementwise"],
+                    choices=["conv", "elementwise"])
     args = ap.parse_args()
 
-    print("| board | atom | MACs | variant | cycles | instructions | MACs/cycle "
-          "| instr/MAC |")
-    print("|---|---|---:|---|---:|---:|---:|---:|")
-    for board_id in args.boards:
-        board = get_board(board_id)
-        profilers = {v: Profiler(board, v) for v in args.variants}
-        try:
-            for atom in ATOMS:
-                for variant, prof in profilers.items():
-                    cycles, insns = measure(prof, atom)
-                    print(f"| {board_id} | {atom.describe()} | {atom.macs} | {variant} "
-                          f"| {cycles} | {insns} | {atom.macs / cycles:.3f} "
-                          f"| {insns / atom.macs:.3f} |", flush=True)
-        finally:
-            for prof in profilers.values():
-                prof.close()
+    for table in args.tables:
+        conv = table == "conv"
+        unit = "MAC" if conv else "elem"
+        print(f"\n| board | atom | {unit}s | variant | cycles | instructions "
+              f"| {unit}s/cycle | instr/{unit} | cycles/{unit} |")
+        print("|---|---|---:|---|---:|---:|---:|---:|---:|")
+        for board_id in args.boards:
+            board = get_board(board_id)
+            profilers = {v: Profiler(board, v) for v in args.variants}
+            try:
+                for atom in ATOMS if conv else ELEMENT_ATOMS:
+                    n = atom.macs if conv else elements(atom)
+                    for variant, prof in profilers.items():
+                        cycles, insns = measure(prof, atom)
+                        print(f"| {board_id} | {atom.describe()} | {n} | {variant} "
+                              f"| {cycles} | {insns} | {n / cycles:.3f} | {insns / n:.3f} "
+                              f"| {cycles / n:.3f} |", flush=True)
+            finally:
+                for prof in profilers.values():
+                    prof.close()
 
 
 if __name__ == "__main__":

@@ -126,6 +126,11 @@ PLAN: list[Case] = [
         zp_extremes=dict(h=4, w=4, c=4, zp_in=-128, zp_out=127),
         relu=dict(h=2, w=3, c=9, act="relu"),
         scale_ratio_large=dict(h=3, w=3, c=5, ratio=40.0),
+        # DSP fast path: 4 per pass + 1 left over; zero points at the extremes, clamped
+        c13_odd_tail=dict(h=5, w=5, c=13),
+        zp_in_max_relu6=dict(h=3, w=3, c=7, zp_in=127, zp_out=-128, act="relu6"),
+        # input shift beyond -(left_shift + 1): the DSP kernel's general path
+        scale_ratio_tiny=dict(h=3, w=3, c=5, ratio=1e-7),
     ),
     *_cases(
         "mul",
@@ -134,6 +139,11 @@ PLAN: list[Case] = [
         broadcast_1x1=dict(h=1, w=1, c=5, broadcast=True),
         zp_extremes=dict(h=3, w=3, c=4, zp_in=-128, zp_out=127),
         saturate=dict(h=2, w=4, c=6, mult=30.0),
+        broadcast_c7_odd=dict(h=3, w=4, c=7, broadcast=True),
+        broadcast_c16_relu=dict(h=2, w=3, c=16, broadcast=True, act="relu"),
+        odd_zp_max_relu6=dict(h=3, w=3, c=5, zp_in=127, zp_out=-128, act="relu6"),
+        # output shift below -23: the DSP kernel's general requantization
+        tiny_scale=dict(h=2, w=3, c=5, mult=1e-6),
     ),
     *_cases(
         "avgpool",
@@ -142,6 +152,12 @@ PLAN: list[Case] = [
         k3_s2_asym=dict(h=7, w=6, c=3, k=3, s=2, pt=0, pl=1, pb=1, pr=0),
         k3_s2_crop=dict(h=8, w=8, c=4, k=3, s=2, pb=-1, pr=-1),
         relu_clamp=dict(h=4, w=4, c=3, k=2, s=1, act="relu"),
+        # DSP: 8 + 4 + 1 channels, border windows of 4 and 6 elements (even d), clamped
+        k3_s1_pad1_c13_relu6=dict(h=5, w=6, c=13, k=3, s=1, pt=1, pl=1, pb=1, pr=1,
+                                  act="relu6"),
+        k2_s2_c16=dict(h=4, w=6, c=16, k=2, s=2),
+        k1_window=dict(h=3, w=3, c=8, k=1, s=1),  # one element per window: exact path
+        k17x16_window=dict(h=17, w=16, c=4, kh=17, kw=16),  # 272 > 256: exact path
     ),
     *_cases(
         "maxpool",
@@ -149,6 +165,9 @@ PLAN: list[Case] = [
         k3_s1_pad1=dict(h=5, w=4, c=6, k=3, s=1, pt=1, pl=1, pb=1, pr=1),
         k3_s2_asym=dict(h=7, w=6, c=3, k=3, s=2, pt=0, pl=1, pb=1, pr=0),
         relu6_clamp=dict(h=4, w=4, c=3, k=2, s=1, act="relu6"),
+        # DSP: 16 + 4 + 1 channels, clipped border windows, clamped and not
+        k3_s2_pad1_c21=dict(h=7, w=6, c=21, k=3, s=2, pt=1, pl=1, pb=1, pr=0),
+        k2_s2_c16_relu=dict(h=4, w=4, c=16, k=2, s=2, act="relu"),
     ),
     *_cases(
         "global_avgpool",
@@ -163,6 +182,10 @@ PLAN: list[Case] = [
         relu6=dict(h=3, w=4, c=5, act="relu6"),
         rescale_up=dict(h=2, w=2, c=9, act="relu", ratio=3.0),
         zp_extremes=dict(h=2, w=3, c=4, zp_in=127, zp_out=-128, act="relu6"),
+        # >= 320 elements: the DSP kernel's 256-entry table path (count % 4 == 3, 0, 1)
+        table_relu6_c7=dict(h=7, w=7, c=7, act="relu6"),
+        table_zp_extremes=dict(h=8, w=8, c=5, zp_in=127, zp_out=-128, act="relu6"),
+        table_rescale_up=dict(h=9, w=9, c=5, act="relu", ratio=3.0),
     ),
     *_cases(
         "hard_swish",
@@ -171,12 +194,17 @@ PLAN: list[Case] = [
         narrow_input=dict(h=4, w=4, c=4, in_scale=0.003, out_scale=0.002),
         all_values=dict(h=16, w=16, c=1, all_values=True),
         zp_extremes=dict(h=3, w=3, c=3, zp_in=-128, zp_out=127),
+        # >= 320 elements: the DSP kernel's 256-entry table path
+        table_c7=dict(h=7, w=7, c=7),
+        table_zp_extremes=dict(h=8, w=8, c=5, zp_in=-128, zp_out=127),
+        table_wide_input=dict(h=9, w=9, c=5, in_scale=0.2, out_scale=0.1),
     ),
     *_cases(
         "hard_sigmoid",
         typical=dict(h=3, w=4, c=5),
         all_values=dict(h=16, w=16, c=1, all_values=True),
         zp_extremes=dict(h=2, w=3, c=4, zp_in=127, zp_out=-128),
+        odd_count=dict(h=3, w=5, c=7),
     ),
 ]
 

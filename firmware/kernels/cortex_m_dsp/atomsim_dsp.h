@@ -541,4 +541,115 @@ static inline void dsp_mat_mult_q15_1col(const int8_t *filter, int32_t k, int32_
     }
 }
 
+/* ---- elementwise, pooling and activation helpers ---- */
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* Bytewise signed max of a and b (SSUB8 sets GE where a >= b, SEL picks). */
+static inline uint32_t dsp_max_s8x4(uint32_t a, uint32_t b)
+{
+    uint32_t t;
+    __asm__("ssub8 %[t], %[a], %[b]\n\t"
+            "sel %[a], %[a], %[b]"
+            : [a] "+r"(a), [t] "=&r"(t)
+            : [b] "r"(b)
+            : "cc");
+    return a;
+}
+
+/* acc + SXTB16(x): bytes 0 and 2 of x added to the two int16 lanes of acc (SXTAB16). */
+static inline uint32_t dsp_sxtab16(uint32_t acc, uint32_t x)
+{
+    return (uint32_t)__sxtab16((int32_t)acc, (int32_t)x);
+}
+
+/* acc + SXTB16(x ROR 8): bytes 1 and 3 of x added to the two int16 lanes of acc. */
+static inline uint32_t dsp_sxtab16_ror8(uint32_t acc, uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(x));
+    return r;
+}
+
+/* Four int8 values (low byte of each argument) packed into one word, v0 lowest (3 BFI). */
+static inline uint32_t dsp_pack4(int32_t v0, int32_t v1, int32_t v2, int32_t v3)
+{
+    uint32_t w = (uint32_t)v0;
+    __asm__("bfi %0, %1, #8, #8\n\t"
+            "bfi %0, %2, #16, #8\n\t"
+            "bfi %0, %3, #24, #8"
+            : "+r"(w)
+            : "r"(v1), "r"(v2), "r"(v3));
+    return w;
+}
+#else
+static inline uint32_t dsp_max_s8x4(uint32_t a, uint32_t b)
+{
+    uint32_t out = 0;
+    for (int i = 0; i < 32; i += 8) {
+        const int32_t x = (int8_t)(a >> i), y = (int8_t)(b >> i);
+        out |= ((uint32_t)(x >= y ? x : y) & 0xFFu) << i;
+    }
+    return out;
+}
+
+static inline uint32_t dsp_sxtab16(uint32_t acc, uint32_t x)
+{
+    return dsp_sadd16(acc, dsp_sxtb16(x));
+}
+
+static inline uint32_t dsp_sxtab16_ror8(uint32_t acc, uint32_t x)
+{
+    return dsp_sadd16(acc, dsp_sxtb16_ror8(x));
+}
+
+static inline uint32_t dsp_pack4(int32_t v0, int32_t v1, int32_t v2, int32_t v3)
+{
+    return ((uint32_t)v0 & 0xFFu) | (((uint32_t)v1 & 0xFFu) << 8) |
+           (((uint32_t)v2 & 0xFFu) << 16) | ((uint32_t)v3 << 24);
+}
+#endif
+
+/* v in both int16 lanes of a word. */
+static inline uint32_t dsp_pair16(int32_t v)
+{
+    return ((uint32_t)v & 0xFFFFu) | ((uint32_t)v << 16);
+}
+
+/* High word of the unsigned product a * b (UMULL). */
+static inline uint32_t dsp_umulh(uint32_t a, uint32_t b)
+{
+    return (uint32_t)(((uint64_t)a * b) >> 32);
+}
+
+/* The two int16 lanes of a word, sign-extended. */
+static inline int32_t dsp_lane_lo(uint32_t x) { return (int16_t)(x & 0xFFFFu); }
+static inline int32_t dsp_lane_hi(uint32_t x) { return (int32_t)x >> 16; }
+
+/* ---- 256-entry lookup tables (int8 -> int8 functions) ----
+ * A kernel whose output depends on one int8 input alone (ReLU, hard-swish, hard-sigmoid) can
+ * evaluate its exact scalar function once per input value into a 256-byte table on the stack
+ * and then look every element up. Building costs 256 evaluations, so the table pays off from
+ * about 256 * f / (f - 4) elements (f = instructions per direct evaluation, 4 = per lookup);
+ * smaller tensors are evaluated directly. */
+#define DSP_LUT_MIN_COUNT 320
+
+/* out[i] = table[in[i] + 128] for n elements, four per word (SXTB and LDRB per byte, the
+ * results ORed into one word). out may equal in. */
+static inline void dsp_lut_s8(const int8_t *table, const int8_t *in, int8_t *out, int32_t n)
+{
+    const uint8_t *t = (const uint8_t *)table + 128; /* indexed by the signed input */
+    __asm__("" : "+r"(t)); /* one base register (GCC rebuilds a stack address per use) */
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const uint32_t x = dsp_read_u32(in + i);
+        const uint32_t w = (uint32_t)t[(int8_t)x] | ((uint32_t)t[(int8_t)(x >> 8)] << 8) |
+                           ((uint32_t)t[(int8_t)(x >> 16)] << 16) |
+                           ((uint32_t)t[(int32_t)x >> 24] << 24);
+        dsp_write_u32(out + i, w);
+    }
+    for (; i < n; i++) {
+        out[i] = (int8_t)t[in[i]];
+    }
+}
+
 #endif /* ATOMSIM_DSP_H */

@@ -199,27 +199,22 @@ def test_image_too_big_fails_at_link_with_the_numbers(board_id, test_elf):
     assert re.search(rf"needs \d+ bytes of .*the board has {board.ram.size}", str(info.value))
 
 
-def test_elf_that_does_not_fit_the_board_fails_at_load(example_elf):
-    """An H743 image placed in its 2nd flash bank has no memory on the F746."""
-    path = example_elf("hello", "stm32h743")
-    machine = Machine(get_board("stm32f412"))
-    # The H743 image keeps its stack in DTCM-only addresses? No: load a segment beyond F412 RAM.
-    fw = elfmod.load(path)
-    assert fw.segments  # sanity
-    bad = Path(path).with_name("shifted.elf")
-    data = bytearray(Path(path).read_bytes())
-    # Move the first PT_LOAD's physical address to 0x08200000 (past the F412's 1 MB flash).
+def test_elf_that_does_not_fit_the_board_fails_at_load(example_elf, tmp_path):
+    """A segment moved past the F412's 1 MB of flash (0x08200000) has no memory to load into."""
     import struct
+
+    data = bytearray(Path(example_elf("hello", "stm32f412")).read_bytes())
     e_phoff = struct.unpack_from("<I", data, 0x1C)[0]
     e_phentsize, e_phnum = struct.unpack_from("<HH", data, 0x2A)
     for i in range(e_phnum):
         off = e_phoff + i * e_phentsize
-        if struct.unpack_from("<I", data, off)[0] == 1:  # PT_LOAD
+        if struct.unpack_from("<I", data, off)[0] == 1:  # the first PT_LOAD: its p_paddr
             struct.pack_into("<I", data, off + 12, 0x08200000)
             break
+    bad = tmp_path / "shifted.elf"
     bad.write_bytes(bytes(data))
     with pytest.raises(DoesNotFit, match="0x08200000"):
-        machine.load(bad)
+        Machine(get_board("stm32f412")).load(bad)
 
 
 @pytest.mark.parametrize("corruption", ["truncated", "not_elf", "wrong_machine"])
@@ -314,3 +309,10 @@ def test_waiting_for_input_without_a_source_times_out_quickly(example_elf):
                      max_instructions=500_000_000)
     assert isinstance(result.error, Timeout)
     assert result.uart == "echo ready\n"
+
+
+def test_image_for_another_board_fails_at_load_naming_the_address(example_elf):
+    """The H743 image keeps .data/.bss in AXI SRAM (0x24000000), which the F746 lacks."""
+    machine = Machine(get_board("stm32f746"))
+    with pytest.raises(DoesNotFit, match="0x24000000"):
+        machine.load(example_elf("hello", "stm32h743"))

@@ -411,15 +411,22 @@ class Machine:
         return fw
 
     def _check_fits(self, seg: elfmod.Segment, fw: elfmod.Firmware) -> None:
-        end = seg.paddr + max(len(seg.data), 1)
+        """Where the segment is loaded, and where it lives at run time (.data/.bss), must both
+        lie inside one memory of the board."""
+        self._check_range(seg.paddr, max(len(seg.data), 1), fw)
+        if seg.vaddr != seg.paddr or seg.memsz > len(seg.data):
+            self._check_range(seg.vaddr, max(seg.memsz, 1), fw)
+
+    def _check_range(self, start: int, size: int, fw: elfmod.Firmware) -> None:
+        end = start + size
         for mem in self.platform.memories:
             for base in mem.addresses:
-                if base <= seg.paddr < base + mem.size:
+                if base <= start < base + mem.size:
                     if end > base + mem.size:
                         raise DoesNotFit(f"{mem.name} at 0x{base:08X}", end - base, mem.size,
                                          what=f"{fw.path.name}")
                     return
-        raise DoesNotFit(f"memory at 0x{seg.paddr:08X}", len(seg.data), 0,
+        raise DoesNotFit(f"memory at 0x{start:08X}", size, 0,
                          what=f"{fw.path.name} (no memory of {self.board.id} is there)")
 
     def vector_table(self) -> int:

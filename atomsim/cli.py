@@ -35,6 +35,14 @@ def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
+def _emit(args, data, text: str) -> None:
+    """``data`` as JSON with --json, else ``text`` for a person."""
+    if args.json:
+        _print_json(data)
+    else:
+        console.print(text, highlight=False)
+
+
 @verb("boards")
 def cmd_boards(args) -> int:
     """Table of boards and their memories."""
@@ -242,7 +250,7 @@ def cmd_db(args) -> int:
 
     if args.db_verb == "stats":
         stats = dbc.db_stats(args.db)
-        _print_json(stats) if args.json else console.print(dbc.format_stats(stats))
+        _emit(args, stats, dbc.format_stats(stats))
     elif args.db_verb == "query":
         frame = dbc.db_query(args.db, board=args.board, atom_type=args.type,
                              variant=args.variant, source=args.source, limit=args.limit)
@@ -257,10 +265,10 @@ def cmd_db(args) -> int:
 
             raise ConfigError(f"--out {out} does not end in .{args.format}")
         n = dbc.db_export(args.db, out, board=args.board)
-        _print_json({"rows": n, "out": out}) if args.json else print(f"{n} rows -> {out}")
+        _emit(args, {"rows": n, "out": out}, f"{n} rows -> {out}")
     elif args.db_verb == "import":
         n = dbc.db_import(args.db, args.file, board=args.board, source=args.source)
-        _print_json({"rows": n}) if args.json else print(f"{n} rows imported into {args.db}")
+        _emit(args, {"rows": n}, f"{n} rows imported into {args.db}")
     return 0
 
 

@@ -461,7 +461,7 @@ class Machine:
         self._setup_stack(sp)
         self.initial_sp = sp
         self.uc.reg_write(A.UC_ARM_REG_SP, sp)
-        self.uc.reg_write(A.UC_ARM_REG_MSP, sp) if hasattr(A, "UC_ARM_REG_MSP") else None
+        self.uc.reg_write(A.UC_ARM_REG_MSP, sp)
         self.uc.reg_write(A.UC_ARM_REG_LR, 0xFFFFFFFF)
         self.uc.reg_write(A.UC_ARM_REG_PC, entry | 1)
         self._pc = entry | 1

@@ -26,8 +26,9 @@ from atomsim.profiler import VARIANTS, Profiler, case_for_atom, expected_output
 BOARDS = ("stm32f412", "stm32h743")
 
 
-def _pw(c: int, hw: int) -> Atom:
-    return Atom(type="pw", c_in=c, h_in=hw, w_in=hw, c_out=c, h_out=hw, w_out=hw)
+def _pw(c: int, hw: int, c_out: int | None = None) -> Atom:
+    return Atom(type="pw", c_in=c, h_in=hw, w_in=hw, c_out=c if c_out is None else c_out,
+                h_out=hw, w_out=hw)
 
 
 def _dw(c: int, hw_out: int, stride: int) -> Atom:
@@ -44,6 +45,7 @@ def _nc(c_in: int, c_out: int, hw_out: int, k: int = 3, stride: int = 1) -> Atom
 
 ATOMS: tuple[Atom, ...] = (
     _pw(16, 32), _pw(32, 32), _pw(64, 16), _pw(96, 16),
+    _pw(8, 32, 16), _pw(16, 32, 32), _pw(24, 32), _pw(32, 16, 8),
     _dw(32, 32, 1), _dw(32, 16, 2), _dw(64, 16, 1), _dw(64, 8, 2),
     _nc(16, 32, 32),
 )

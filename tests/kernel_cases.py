@@ -103,6 +103,14 @@ PLAN: list[Case] = [
         saturate_relu=dict(h=3, w=3, c=12, co=10, mult=30.0, act="relu"),
         shift_extremes=dict(h=2, w=3, c=8, co=12, mult="extremes"),
         c20_co22_fast_shift_edges=dict(h=3, w=3, c=20, co=22, mult="fast_edges"),
+        # DSP: C_IN % 8 == 0 takes the one-asm-block channel-pair loop; odd channel and pixel
+        # counts finish in C; clamped, zero points and shifts at the fast-path extremes
+        c8_co3_odd_pixels=dict(h=3, w=3, c=8, co=3),
+        c16_co2_relu6=dict(h=2, w=5, c=16, co=2, mult=30.0, act="relu6"),
+        c24_co9_fast_shift_edges=dict(h=3, w=4, c=24, co=9, mult="fast_edges"),
+        c32_co8_zp_extremes_relu=dict(h=2, w=3, c=32, co=8, zp_in=-128, zp_out=127,
+                                      act="relu"),
+        c48_co6_stride2=dict(h=5, w=5, c=48, co=6, s=2),
     ),
     *_cases(
         "fully_connected",
@@ -119,6 +127,13 @@ PLAN: list[Case] = [
         asymmetric=dict(h=3, w=4, c=5, pt=0, pb=2, pl=3, pr=0),
         none=dict(h=2, w=2, c=4),
         zp_min=dict(h=2, w=3, c=1, pt=2, pb=0, pl=0, pr=1, zp_in=-128),
+        # DSP: unaligned rows with 16-byte blocks (3 channels), aligned LDM/STM rows (32)
+        c3_w32_right_bottom=dict(h=4, w=32, c=3, pt=0, pb=1, pl=0, pr=1),
+        c32_all_sides_max=dict(h=3, w=4, c=32, pt=1, pb=1, pl=1, pr=1, zp_in=127),
+        spatial_1x1_min=dict(h=1, w=1, c=5, pt=2, pb=1, pl=1, pr=3, zp_in=-128),
+        rows_only_c5=dict(h=3, w=7, c=5, pt=2, pb=3),  # no left / right: one copy
+        cols_only_c1=dict(h=5, w=9, c=1, pl=2, pr=1),  # runs of 1 to 3 bytes
+        wide_asym_c7_max=dict(h=2, w=11, c=7, pl=5, pr=2, zp_in=127),
     ),
     *_cases(
         "add",
@@ -131,6 +146,12 @@ PLAN: list[Case] = [
         zp_in_max_relu6=dict(h=3, w=3, c=7, zp_in=127, zp_out=-128, act="relu6"),
         # input shift beyond -(left_shift + 1): the DSP kernel's general path
         scale_ratio_tiny=dict(h=3, w=3, c=5, ratio=1e-7),
+        # exact power-of-two scale ratios: input 2's multiplier is 2^30 with shift -20 / -21,
+        # so its rescale (x + off) * 2^20 / 2^21 (/ 2^22) hits RoundingDivideByPOT ties for
+        # every odd x + off, through the fast path's sign-dependent constant
+        exact_ratio_2p20_ties=dict(h=4, w=5, c=9, exact_ratio=2.0 ** -20),
+        exact_ratio_2p21_ties=dict(h=3, w=5, c=7, exact_ratio=2.0 ** -21, act="relu"),
+        exact_ratio_2p22_general=dict(h=3, w=3, c=5, exact_ratio=2.0 ** -22),
     ),
     *_cases(
         "mul",
@@ -175,6 +196,20 @@ PLAN: list[Case] = [
         spatial_1x1=dict(h=1, w=1, c=5),
         h4_w6_c16=dict(h=4, w=6, c=16),
         clamp=dict(h=3, w=3, c=8, act="relu6"),
+        # DSP: 16 + 8 + 4 + 1 channels; even and odd H * W; 1 x 1 (the reference's division)
+        h5_w6_c29_relu=dict(h=5, w=6, c=29, act="relu"),
+        spatial_1x1_c21=dict(h=1, w=1, c=21),
+        c3_only_scalar=dict(h=4, w=5, c=3),
+        # H * W > 256: int16 lanes flushed every 256 pixels (272 and 529 = 2 * 256 + 17)
+        h17_w16_c20=dict(h=17, w=16, c=20),
+        h23_w23_c7_relu6=dict(h=23, w=23, c=7, act="relu6"),
+        # sums that would overflow an int16 lane without the flush: 272 * 127, 300 * -128
+        h17_w16_c12_near_max=dict(h=17, w=16, c=12, values=(125, 127)),
+        h20_w15_c8_near_min=dict(h=20, w=15, c=8, values=(-128, -126)),
+        # exactly 256 pixels: one full lane, no flush
+        h16_w16_c4_all_min=dict(h=16, w=16, c=4, values=(-128, -128)),
+        # H * W > 4096: past the reciprocal's proven range, the reference's division
+        h65_w64_c5=dict(h=65, w=64, c=5),
     ),
     *_cases(
         "relu",
@@ -322,6 +357,8 @@ def _add(case: Case, rng: np.random.Generator) -> Instance:
     x1, x2 = _int8(rng, dims), _int8(rng, dims)
     zp_in, zp2, zp_out = _zp(rng, s, "zp_in"), _zp(rng, s, "zp_in"), _zp(rng, s, "zp_out")
     s1, s2, so = _scales(rng, s)
+    if "exact_ratio" in s:  # s2 / s1 exactly a power of two: exact multipliers, ties
+        s2 = s1 * float(s["exact_ratio"])
     lo, hi = _act(s, so, zp_out)
     params = quant.add_quant_params(s1, zp_in, s2, zp2, so, zp_out, lo, hi)
     return Instance(case, dict(input=x1, input2=x2), params, ref.add_s8(x1, x2, params))
@@ -355,7 +392,11 @@ def _pool(case: Case, rng: np.random.Generator) -> Instance:
 
 def _global_avgpool(case: Case, rng: np.random.Generator) -> Instance:
     s = case.shape
-    x = _int8(rng, (1, s["h"], s["w"], s["c"]))
+    if "values" in s:  # data from a narrow range: sums near the int16 lanes' limits
+        lo_v, hi_v = s["values"]
+        x = rng.integers(lo_v, hi_v + 1, size=(1, s["h"], s["w"], s["c"])).astype(np.int8)
+    else:
+        x = _int8(rng, (1, s["h"], s["w"], s["c"]))
     lo, hi = _act(s, 0.05, _zp(rng, s, "zp_out"))
     expected = ref.global_avgpool_s8(x, lo, hi)
     return Instance(case, dict(input=x), None, expected, extra=dict(act_min=lo, act_max=hi))

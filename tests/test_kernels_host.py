@@ -384,3 +384,57 @@ def test_dsp_variant_cross_compiles(tmp_path, cpu: str):
             text = subprocess.run([objdump, "-d", str(obj)], capture_output=True,
                                   text=True).stdout
             assert wanted[src.stem] in text, f"{src.name}: no {wanted[src.stem]} for {cpu}"
+
+
+# ---------------------------------------------------------------- DSP add identity --------
+
+ADD_TIE_MULTIPLIERS = [0, 1, 2, 3, (1 << 31) - 1, *(1 << k for k in range(31)),
+                       *(3 << k for k in range(29)), *((1 << 30) + (1 << k) for k in range(30))]
+
+
+def _add_fast_term(v: np.ndarray, left_shift: int, m: int, e: int) -> np.ndarray:
+    """cortex_m_dsp/atomsim_add_s8.c's fast term: hi32(A * m + 2^31 + s * 2^(31 - e)),
+    A = v * 2^(L + 1 - e), s = -1 for v < 0 else +1 (no sign term when e == 0)."""
+    a = v << (left_shift + 1 - e)
+    d = 0 if e == 0 else 1 << (31 - e)
+    low = (1 << 31) + np.where(a < 0, -d, d)  # c_pos - (a < 0 ? c_neg : 0)
+    return (a * m + low) >> 32  # |a * m| < 2^60: exact in int64
+
+
+def test_dsp_add_fast_term_identity():
+    """The identity behind the DSP add kernel's fast path equals TFLite's MBQM for every
+    x + offset in [-255, 255] (every int8 input with every allowed offset), every left shift
+    0..20, every input shift the fast path accepts (-(L + 1)..0), and multipliers that include
+    every power of two (the tie makers: MBQM's sign-dependent rounding decides there)."""
+    v = np.arange(-255, 256, dtype=np.int64)
+    rng = np.random.default_rng(7)
+    mults = ADD_TIE_MULTIPLIERS + [int(m) for m in rng.integers(1 << 30, 1 << 31, 24)]
+    ties = 0
+    for left_shift in range(21):
+        for e in range(min(31, left_shift + 1) + 1):
+            for m in mults:
+                want = quant.multiply_by_quantized_multiplier(v << left_shift, m, -e)
+                got = _add_fast_term(v, left_shift, m, e)
+                bad = np.flatnonzero(got != want)
+                assert bad.size == 0, (
+                    f"L={left_shift} shift={-e} m={m}: x + off = {int(v[bad[0]])} gives "
+                    f"{int(got[bad[0]])}, MBQM {int(want[bad[0]])} ({bad.size} differ)")
+                if e >= 1:  # exact halves before RoundingDivideByPOT
+                    prod = quant.srdhm(quant.wrap_int32(v << left_shift), m)
+                    ties += int(np.count_nonzero((prod & ((1 << e) - 1)) == 1 << (e - 1)))
+    assert ties > 10_000, f"only {ties} rounding ties exercised"
+
+
+def test_global_avgpool_reciprocal_division_is_exact():
+    """cortex_m_dsp/atomsim_global_avgpool_s8.c divides n in [0, 256 * d) by d as
+    hi32(n * M), M = floor((2^32 - 1) / d) + 1, for 2 <= d <= 4096. hi32(n * M) never falls
+    below floor(n / d) (M * d >= 2^32) and grows with n, so checking the largest n of every
+    quotient (n = q * d + d - 1) proves every n."""
+    d = np.arange(2, 4097, dtype=np.uint64)[:, None]
+    q = np.arange(256, dtype=np.uint64)[None, :]
+    m = (np.uint64(0xFFFFFFFF) // d) + np.uint64(1)
+    n = q * d + d - np.uint64(1)  # < 2^20; n * m < 2^51
+    got = (n * m) >> np.uint64(32)
+    bad = np.argwhere(got != q)
+    assert bad.size == 0, f"d={int(d[bad[0][0], 0])}, n={int(n[tuple(bad[0])])}"
+    assert np.all(((q * d) * m) >> np.uint64(32) == q)  # the low end of each quotient

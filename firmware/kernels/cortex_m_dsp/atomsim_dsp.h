@@ -336,6 +336,8 @@ DSP_INLINE void dsp_mac_2x2_k8(const int8_t **pw0, const int8_t **pw1, const uin
     const int8_t *end = w0 + k8;
     int32_t c00 = *a00, c10 = *a10, c01 = *a01, c11 = *a11;
     uint32_t t0, t1, u0, u1, xa, xb;
+    /* Early-clobber read-write operands: `end` may equal w1 at entry (k8 == k), and GCC would
+     * otherwise be free to pass both in one register. */
     /* Two 4-k steps per pass (the dsp_mac_2x2 sequence twice), ordered so that on the M7
      * every SMLAD can dual-issue beside a load or SXTB16 and no SMLAD waits for a load, while
      * the M4 still sees its loads back to back (pipelined). */
@@ -374,8 +376,8 @@ DSP_INLINE void dsp_mac_2x2_k8(const int8_t **pw0, const int8_t **pw1, const uin
                      "cmp %[w0], %[end]\n\t"
                      "smlad %[c11], %[xb], %[t1], %[c11]\n\t"
                      "bne 1b"
-                     : [w0] "+r"(w0), [w1] "+r"(w1), [x] "+r"(x), [c00] "+r"(c00),
-                       [c10] "+r"(c10), [c01] "+r"(c01), [c11] "+r"(c11), [t0] "=&r"(t0),
+                     : [w0] "+&r"(w0), [w1] "+&r"(w1), [x] "+&r"(x), [c00] "+&r"(c00),
+                       [c10] "+&r"(c10), [c01] "+&r"(c01), [c11] "+&r"(c11), [t0] "=&r"(t0),
                        [t1] "=&r"(t1), [u0] "=&r"(u0), [u1] "=&r"(u1), [xa] "=&r"(xa),
                        [xb] "=&r"(xb)
                      : [end] "r"(end)
@@ -466,18 +468,254 @@ DSP_INLINE void dsp_mat_mult_2col_body(const int8_t *filter, int32_t k, int32_t 
     }
 }
 
+/* Two channels' outputs for two pixels (already saturated) act-clamped in one word and stored:
+ * v00, v10 at out0[0..1], v01, v11 at out0[step..step + 1]. */
+DSP_INLINE void dsp_store2x2(int8_t *out0, int32_t step, int32_t v00, int32_t v10, int32_t v01,
+                             int32_t v11, uint32_t min4, uint32_t max4)
+{
+    const uint32_t lo = dsp_bfi8((uint32_t)v00, (uint32_t)v10);
+    const uint32_t hi = dsp_bfi8((uint32_t)v01, (uint32_t)v11);
+    const uint32_t w = dsp_clamp_s8x4((lo & 0xFFFFu) | (hi << 16), min4, max4);
+    const uint16_t p0 = (uint16_t)w, p1 = (uint16_t)(w >> 16);
+    memcpy(out0, &p0, sizeof p0);
+    memcpy(out0 + step, &p1, sizeof p1);
+}
+
+/* The fast-requantization 2-column product (every shift in the fast range): constants walked
+ * by pointer, the rounding word derived from the shift in three instructions per channel, the
+ * four outputs of a 2 x 2 block clamped in one word. */
+DSP_INLINE void dsp_mat_mult_2col_fast(const int8_t *filter, int32_t k, int32_t c_out,
+                                       const int32_t *bias, const dsp_rq *rq,
+                                       const uint32_t *pair, int8_t *out0, int8_t *out1)
+{
+    const int32_t k8 = k & ~7, k4 = k & ~3, tail = k - k4, step = (int32_t)(out1 - out0);
+    const int16_t *tail0 = (const int16_t *)(pair + k4), *tail1 = tail0 + tail;
+    const int32_t *mult = rq->mult, *shift = rq->shift, *mend = mult + (c_out & ~1);
+    const uint32_t rk = (uint32_t)rq->round_k, min4 = rq->min4, max4 = rq->max4;
+    const int8_t *w = filter;
+    int8_t *out = out0;
+    for (; mult < mend; mult += 2, shift += 2, out += 2, w += 2 * k) {
+        int32_t a00 = 0, a10 = 0;
+        if (bias) {
+            a00 = bias[0];
+            a10 = bias[1];
+            bias += 2;
+        }
+        int32_t a01 = a00, a11 = a10;
+        const int8_t *w0 = w, *w1 = w + k;
+        const uint32_t *x = pair;
+        if (k8) {
+            dsp_mac_2x2_k8(&w0, &w1, &x, k8, &a00, &a10, &a01, &a11);
+        }
+        if (k & 4) {
+            dsp_mac_2x2(w0, w1, x, &a00, &a10, &a01, &a11);
+            w0 += 4;
+            w1 += 4;
+        }
+        for (int32_t i = 0; i < tail; i++) {
+            a00 += tail0[i] * w0[i];
+            a10 += tail0[i] * w1[i];
+            a01 += tail1[i] * w0[i];
+            a11 += tail1[i] * w1[i];
+        }
+        /* rs = e - 1 = ~shift; hi = round_k << (e - 2) = (round_k << rs) >> 1 (|round_k| <=
+         * 255 and rs <= 22 keep round_k << rs inside int32) */
+        const int32_t rs0 = ~shift[0], rs1 = ~shift[1];
+        const dsp_chq q0 = {mult[0], (int32_t)(rk << rs0) >> 1, rs0};
+        const dsp_chq q1 = {mult[1], (int32_t)(rk << rs1) >> 1, rs1};
+        dsp_store2x2(out, step, dsp_rq_fast(a00, q0), dsp_rq_fast(a10, q1),
+                     dsp_rq_fast(a01, q0), dsp_rq_fast(a11, q1), min4, max4);
+    }
+    const int32_t oc = (int32_t)(mult - rq->mult);
+    if (oc < c_out) { /* odd channel count: the last channel alone */
+        const int8_t *w0 = filter + oc * k;
+        int32_t a00 = bias ? bias[0] : 0, a01 = a00;
+        const uint32_t *x = pair;
+        for (int32_t i = 0; i < k4; i += 4, x += 4) {
+            const uint32_t r0 = dsp_read_u32(w0 + i);
+            const uint32_t w0a = dsp_sxtb16(r0), w0b = dsp_sxtb16_ror8(r0);
+            a00 = dsp_smlad(x[0], w0a, a00);
+            a00 = dsp_smlad(x[1], w0b, a00);
+            a01 = dsp_smlad(x[2], w0a, a01);
+            a01 = dsp_smlad(x[3], w0b, a01);
+        }
+        for (int32_t i = 0; i < tail; i++) {
+            a00 += tail0[i] * w0[k4 + i];
+            a01 += tail1[i] * w0[k4 + i];
+        }
+        const dsp_chq q0 = dsp_chq_of(rq, oc);
+        dsp_store1(out0 + oc, dsp_rq_fast(a00, q0), rq);
+        dsp_store1(out1 + oc, dsp_rq_fast(a01, q0), rq);
+    }
+}
+
+/* dsp_mat_mult_2col_fast for k % 8 == 0 (k >= 8), a bias and c_out >= 2: on the MCU the whole
+ * loop over channel pairs is one asm block (the MAC loop of dsp_mac_2x2_k8, then the four
+ * dsp_rq_fast, the bytewise clamp and both stores), so that no per-block value is spilled and
+ * reloaded around the MAC loop. The loop's 14 registers leave none for the walking pointers
+ * and constants: those live in a stack record, read and written as memory operands. */
+DSP_INLINE void dsp_mat_mult_2col_k8(const int8_t *filter, int32_t k, int32_t c_out,
+                                     const int32_t *bias, const dsp_rq *rq,
+                                     const uint32_t *pair, int8_t *out0, int8_t *out1)
+{
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    const int32_t pairs = c_out & ~1;
+    /* memory operands, each pair of words read by one LDRD (or written by one STRD) */
+    struct {
+        const int32_t *mult, *shift;
+    } qp = {rq->mult, rq->shift};
+    const int8_t *wp = filter;
+    const int32_t *bp = bias;
+    int8_t *op = out0;
+    const struct {
+        int32_t k;
+        const uint32_t *x;
+    } kx = {k, pair};
+    const struct {
+        uint32_t min4, max4;
+    } mm = {rq->min4, rq->max4};
+    const struct {
+        int32_t step;
+        int8_t *end;
+    } se = {(int32_t)(out1 - out0), out0 + pairs};
+    const int32_t rk = rq->round_k;
+    uint32_t w0, w1, x, c00, c10, c01, c11, t0, t1, u0, u1, xa, xb, end;
+    __asm__ volatile(
+        "2:\n\t"
+        "ldr %[w0], %[mw]\n\t"
+        "ldrd %[t0], %[x], %[kx]\n\t"
+        "add %[w1], %[w0], %[t0]\n\t"
+        "mov %[end], %[w1]\n\t"
+        "ldr %[t1], %[mb]\n\t"
+        "ldrd %[c00], %[c10], [%[t1]], #8\n\t"
+        "str %[t1], %[mb]\n\t"
+        "mov %[c01], %[c00]\n\t"
+        "mov %[c11], %[c10]\n\t"
+        "1:\n\t" /* the loop of dsp_mac_2x2_k8 */
+        "ldr %[t0], [%[w0]], #4\n\t"
+        "ldr %[t1], [%[w1]], #4\n\t"
+        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+        "sxtb16 %[u0], %[t0]\n\t"
+        "sxtb16 %[u1], %[t1]\n\t"
+        "smlad %[c00], %[xa], %[u0], %[c00]\n\t"
+        "sxtb16 %[t0], %[t0], ror #8\n\t"
+        "smlad %[c10], %[xa], %[u1], %[c10]\n\t"
+        "sxtb16 %[t1], %[t1], ror #8\n\t"
+        "smlad %[c00], %[xb], %[t0], %[c00]\n\t"
+        "smlad %[c10], %[xb], %[t1], %[c10]\n\t"
+        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+        "smlad %[c01], %[xa], %[u0], %[c01]\n\t"
+        "smlad %[c11], %[xb], %[t1], %[c11]\n\t"
+        "smlad %[c01], %[xb], %[t0], %[c01]\n\t"
+        "ldr %[t0], [%[w0]], #4\n\t"
+        "ldr %[t1], [%[w1]], #4\n\t"
+        "smlad %[c11], %[xa], %[u1], %[c11]\n\t"
+        "sxtb16 %[u0], %[t0]\n\t"
+        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+        "sxtb16 %[u1], %[t1]\n\t"
+        "smlad %[c00], %[xa], %[u0], %[c00]\n\t"
+        "sxtb16 %[t0], %[t0], ror #8\n\t"
+        "smlad %[c10], %[xa], %[u1], %[c10]\n\t"
+        "sxtb16 %[t1], %[t1], ror #8\n\t"
+        "smlad %[c00], %[xb], %[t0], %[c00]\n\t"
+        "smlad %[c10], %[xb], %[t1], %[c10]\n\t"
+        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+        "smlad %[c01], %[xa], %[u0], %[c01]\n\t"
+        "smlad %[c11], %[xa], %[u1], %[c11]\n\t"
+        "smlad %[c01], %[xb], %[t0], %[c01]\n\t"
+        "cmp %[w0], %[end]\n\t"
+        "smlad %[c11], %[xb], %[t1], %[c11]\n\t"
+        "bne 1b\n\t"
+        /* w1 now starts the next channel pair's rows */
+        "str %[w1], %[mw]\n\t"
+        /* constants: u0, u1 = multipliers; xa, xb = rs = ~shift; w0, w1 = hi (dsp_chq) */
+        "ldrd %[t0], %[t1], %[qp]\n\t"
+        "ldrd %[u0], %[u1], [%[t0]], #8\n\t"
+        "ldrd %[xa], %[xb], [%[t1]], #8\n\t"
+        "strd %[t0], %[t1], %[qp]\n\t"
+        "ldr %[end], %[rk]\n\t"
+        "mvn %[xa], %[xa]\n\t"
+        "mvn %[xb], %[xb]\n\t"
+        "lsl %[w0], %[end], %[xa]\n\t"
+        "lsl %[w1], %[end], %[xb]\n\t"
+        "asr %[w0], %[w0], #1\n\t"
+        "asr %[w1], %[w1], #1\n\t"
+        /* dsp_rq_fast on each accumulator */
+        "and %[t0], %[c00], #0x80000000\n\t"
+        "add %[t1], %[w0], %[c00], asr #31\n\t"
+        "add %[t0], %[t0], #0x40000000\n\t"
+        "smlal %[t0], %[t1], %[c00], %[u0]\n\t"
+        "and %[x], %[c01], #0x80000000\n\t"
+        "add %[end], %[w0], %[c01], asr #31\n\t"
+        "add %[x], %[x], #0x40000000\n\t"
+        "smlal %[x], %[end], %[c01], %[u0]\n\t"
+        "asr %[c00], %[t1], %[xa]\n\t"
+        "asr %[c01], %[end], %[xa]\n\t"
+        "and %[t0], %[c10], #0x80000000\n\t"
+        "add %[t1], %[w1], %[c10], asr #31\n\t"
+        "add %[t0], %[t0], #0x40000000\n\t"
+        "smlal %[t0], %[t1], %[c10], %[u1]\n\t"
+        "and %[x], %[c11], #0x80000000\n\t"
+        "add %[end], %[w1], %[c11], asr #31\n\t"
+        "add %[x], %[x], #0x40000000\n\t"
+        "smlal %[x], %[end], %[c11], %[u1]\n\t"
+        "asr %[c10], %[t1], %[xb]\n\t"
+        "asr %[c11], %[end], %[xb]\n\t"
+        "ssat %[c00], #8, %[c00]\n\t"
+        "ssat %[c10], #8, %[c10]\n\t"
+        "ssat %[c01], #8, %[c01]\n\t"
+        "ssat %[c11], #8, %[c11]\n\t"
+        /* pack (pixel 0 low half, pixel 1 high half), clamp (dsp_clamp_s8x4), store */
+        "bfi %[c00], %[c10], #8, #8\n\t"
+        "bfi %[c01], %[c11], #8, #8\n\t"
+        "ldrd %[t0], %[t1], %[mm]\n\t"
+        "pkhbt %[c00], %[c00], %[c01], lsl #16\n\t"
+        "ssub8 %[x], %[c00], %[t0]\n\t"
+        "sel %[c00], %[c00], %[t0]\n\t"
+        "ssub8 %[x], %[t1], %[c00]\n\t"
+        "sel %[c00], %[c00], %[t1]\n\t"
+        "ldr %[t0], %[mo]\n\t"
+        "ldrd %[t1], %[x], %[se]\n\t"
+        "lsr %[c01], %[c00], #16\n\t"
+        "strh %[c01], [%[t0], %[t1]]\n\t"
+        "strh %[c00], [%[t0]], #2\n\t"
+        "str %[t0], %[mo]\n\t"
+        "cmp %[t0], %[x]\n\t"
+        "bne 2b"
+        : [w0] "=&r"(w0), [w1] "=&r"(w1), [x] "=&r"(x), [c00] "=&r"(c00), [c10] "=&r"(c10),
+          [c01] "=&r"(c01), [c11] "=&r"(c11), [t0] "=&r"(t0), [t1] "=&r"(t1), [u0] "=&r"(u0),
+          [u1] "=&r"(u1), [xa] "=&r"(xa), [xb] "=&r"(xb), [end] "=&r"(end), [mw] "+m"(wp),
+          [mb] "+m"(bp), [qp] "+m"(qp), [mo] "+m"(op)
+        : [kx] "m"(kx), [mm] "m"(mm), [se] "m"(se), [rk] "m"(rk)
+        : "cc", "memory");
+    if (pairs < c_out) { /* odd channel count: the last channel alone, by the C path */
+        dsp_rq last = *rq;
+        last.mult += pairs;
+        last.shift += pairs;
+        dsp_mat_mult_2col_fast(filter + pairs * k, k, 1, bias + pairs, &last, pair,
+                               out0 + pairs, out1 + pairs);
+    }
+#else
+    dsp_mat_mult_2col_fast(filter, k, c_out, bias, rq, pair, out0, out1);
+#endif
+}
+
 /* Matrix product, two columns (two output pixels) at a time:
  *   out0[oc] = requant(bias[oc] + sum_k col0[k] * w[oc][k]), out1 likewise from col1,
  * filter rows int8 [c_out][k], columns from dsp_q7_to_q15_pair (4-byte aligned). Inner loop
  * (dsp_mac_2x2, unrolled twice): 16 instructions for 16 MACs plus the loop branch; the
- * requantization is the fast path of the whole call when every shift allows it. */
+ * requantization is the fast path of the whole call when every shift allows it, and then
+ * k % 8 == 0 with a bias takes dsp_mat_mult_2col_k8 (about 61 instructions of set-up,
+ * requantization and stores per 2 x 2 block instead of about 120). */
 static inline void dsp_mat_mult_q15_2col(const int8_t *filter, int32_t k, int32_t c_out,
                                          const int32_t *bias, const dsp_rq *rq,
                                          const int16_t *pair, int8_t *out0, int8_t *out1)
 {
     const uint32_t *words = (const uint32_t *)(const void *)pair;
-    if (rq->fast) {
-        dsp_mat_mult_2col_body(filter, k, c_out, bias, rq, words, out0, out1, 1);
+    if (rq->fast && bias && k >= 8 && (k & 7) == 0 && c_out >= 2) {
+        dsp_mat_mult_2col_k8(filter, k, c_out, bias, rq, words, out0, out1);
+    } else if (rq->fast) {
+        dsp_mat_mult_2col_fast(filter, k, c_out, bias, rq, words, out0, out1);
     } else {
         dsp_mat_mult_2col_body(filter, k, c_out, bias, rq, words, out0, out1, 0);
     }

@@ -32,6 +32,10 @@ def m7_cost(tmp_path, asm: str):
     ("add r0, r1, r2\n ldr r3, [r0]", 1 + 3),  # address depends on the ALU result: +1
     ("ldrd r0, r1, [r2]", 3),
     ("push {r4, r5, r6, lr}", 5),
+    ("stm r0!, {r1, r2, r3, r4, r5, r6, r7, r8}", 9),  # 1+N: the base is not in N
+    ("ldm r0, {r1, r2, r3, r4}", 5),
+    ("vpush {s16, s17, s18, s19}", 5),
+    ("vldmia r0!, {d8, d9}", 5),  # 1+2N for doubles
     ("smlad r0, r1, r2, r0\n mla r3, r4, r5, r3", 2),
     ("vmla.f32 s0, s1, s2", 3),
     ("vdiv.f32 s0, s1, s2", 14),
@@ -54,6 +58,8 @@ def test_m7_dual_issue_and_branch_prediction(tmp_path):
     assert dep.cost_fall == 4  # a chain cannot pair
     macs = m7_cost(tmp_path, "smlad r0, r1, r2, r0\n smlad r3, r4, r5, r3")
     assert macs.cost_fall == 2  # one MAC per cycle
+    assert m7_cost(tmp_path, "stm r0!, {r1, r2, r3, r4}").cost_fall == 2  # ceil(4 / 2)
+    assert m7_cost(tmp_path, "push {r4, r5, r6, lr}").cost_fall == 2
     loop = m7_cost(tmp_path, "subs r0, #1\n bne .-2")
     assert loop.cost_taken < loop.cost_fall == loop.cost_taken + MISPREDICT  # backward: taken
 

@@ -43,7 +43,11 @@ def _mem_regs(insn: capstone.CsInsn) -> set[int]:
 
 
 def _reg_count(insn: capstone.CsInsn) -> int:
-    return sum(1 for op in insn.operands if op.type == csarm.ARM_OP_REG) or 1
+    """N of the TRM's 1+N: registers in the list (LDM/STM/VLDM/VSTM name their base first)."""
+    regs = [op for op in insn.operands if op.type == csarm.ARM_OP_REG]
+    if not base_mnemonic(insn).endswith(("push", "pop")):
+        regs = regs[1:]
+    return len(regs) or 1
 
 
 def _has_reg_offset(insn: capstone.CsInsn) -> bool:
@@ -53,7 +57,7 @@ def _has_reg_offset(insn: capstone.CsInsn) -> bool:
 class CortexM4Model:
     """Cycle costs per the Cortex-M4 TRM; see the module docstring for what is left out."""
 
-    version = "cortex-m4-trm-1"
+    version = "cortex-m4-trm-2"  # 2: LDM/STM N excludes the base register
 
     def block(self, insns: Sequence[capstone.CsInsn]) -> BlockTiming:
         """Cost of one block: in-order, single issue, with TRM load/store pipelining."""
@@ -101,9 +105,11 @@ class CortexM4Model:
             return _FP_SLOW[m]
         if m in _FP_MAC:
             return 3
-        if m in _FP_MULTI:
+        if m in _FP_MULTI:  # 1+N for single-precision registers, 1+2N for double
             n = _reg_count(insn)
-            return 1 + (2 * n if ".64" in insn.mnemonic or "d" in insn.op_str[:2] else n)
+            last = insn.operands[-1]
+            double = last.type == csarm.ARM_OP_REG and insn.reg_name(last.reg).startswith("d")
+            return 1 + (2 * n if double else n)
         if m in ("vldr", "vstr"):
             return 3 if insn.op_str.startswith("d") else 2
         if m == "vmov":

@@ -93,7 +93,7 @@ def _can_pair(a, ka: str, b, kb: str) -> bool:
 class CortexM7Model:
     """Dual-issue approximation of the Cortex-M7 (see the module docstring)."""
 
-    version = "cortex-m7-approx-1"
+    version = "cortex-m7-approx-2"  # 2: LDM/STM N excludes the base register
 
     def block(self, insns: Sequence[capstone.CsInsn]) -> BlockTiming:
         """Cost of one block."""
@@ -124,8 +124,10 @@ class CortexM7Model:
     @staticmethod
     def _issue_cost(insn, kind: str) -> int:
         m = base_mnemonic(insn)
-        if kind == "multi":
+        if kind == "multi":  # ceil(registers in the list / 2); LDM/STM name their base first
             regs = sum(1 for op in insn.operands if op.type == csarm.ARM_OP_REG)
+            if not m.endswith(("push", "pop")):
+                regs -= 1
             return max(1, (regs + 1) // 2)
         if m in _FP_LONG:
             return _FP_LONG[m]

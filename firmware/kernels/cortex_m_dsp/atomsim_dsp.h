@@ -397,10 +397,11 @@ DSP_INLINE void dsp_mac_2x2_k8(const int8_t **pw0, const int8_t **pw1, const uin
 #endif
 }
 
+/* The general-requantization path of dsp_mat_mult_q15_2col (any shift; the fast paths are
+ * dsp_mat_mult_2col_k8 and dsp_mat_mult_2col_fast). */
 DSP_INLINE void dsp_mat_mult_2col_body(const int8_t *filter, int32_t k, int32_t c_out,
                                        const int32_t *bias, const dsp_rq *rq,
-                                       const uint32_t *pair, int8_t *out0, int8_t *out1,
-                                       const int fast)
+                                       const uint32_t *pair, int8_t *out0, int8_t *out1)
 {
     const int32_t k4 = k & ~3, tail = k - k4;
     const int16_t *tail0 = (const int16_t *)(pair + k4), *tail1 = tail0 + tail;
@@ -425,19 +426,8 @@ DSP_INLINE void dsp_mat_mult_2col_body(const int8_t *filter, int32_t k, int32_t 
             a01 += tail1[i] * w0[i];
             a11 += tail1[i] * w1[i];
         }
-        int32_t v00, v10, v01, v11;
-        if (fast) {
-            const dsp_chq q0 = dsp_chq_of(rq, oc), q1 = dsp_chq_of(rq, oc + 1);
-            v00 = dsp_rq_fast(a00, q0);
-            v10 = dsp_rq_fast(a10, q1);
-            v01 = dsp_rq_fast(a01, q0);
-            v11 = dsp_rq_fast(a11, q1);
-        } else {
-            v00 = dsp_rq_slow(a00, rq, oc);
-            v10 = dsp_rq_slow(a10, rq, oc + 1);
-            v01 = dsp_rq_slow(a01, rq, oc);
-            v11 = dsp_rq_slow(a11, rq, oc + 1);
-        }
+        const int32_t v00 = dsp_rq_slow(a00, rq, oc), v10 = dsp_rq_slow(a10, rq, oc + 1);
+        const int32_t v01 = dsp_rq_slow(a01, rq, oc), v11 = dsp_rq_slow(a11, rq, oc + 1);
         dsp_store2(out0 + oc, v00, v10, rq);
         dsp_store2(out1 + oc, v01, v11, rq);
     }
@@ -457,14 +447,8 @@ DSP_INLINE void dsp_mat_mult_2col_body(const int8_t *filter, int32_t k, int32_t 
             a00 += tail0[i] * w0[k4 + i];
             a01 += tail1[i] * w0[k4 + i];
         }
-        if (fast) {
-            const dsp_chq q0 = dsp_chq_of(rq, oc);
-            dsp_store1(out0 + oc, dsp_rq_fast(a00, q0), rq);
-            dsp_store1(out1 + oc, dsp_rq_fast(a01, q0), rq);
-        } else {
-            dsp_store1(out0 + oc, dsp_rq_slow(a00, rq, oc), rq);
-            dsp_store1(out1 + oc, dsp_rq_slow(a01, rq, oc), rq);
-        }
+        dsp_store1(out0 + oc, dsp_rq_slow(a00, rq, oc), rq);
+        dsp_store1(out1 + oc, dsp_rq_slow(a01, rq, oc), rq);
     }
 }
 
@@ -717,7 +701,7 @@ static inline void dsp_mat_mult_q15_2col(const int8_t *filter, int32_t k, int32_
     } else if (rq->fast) {
         dsp_mat_mult_2col_fast(filter, k, c_out, bias, rq, words, out0, out1);
     } else {
-        dsp_mat_mult_2col_body(filter, k, c_out, bias, rq, words, out0, out1, 0);
+        dsp_mat_mult_2col_body(filter, k, c_out, bias, rq, words, out0, out1);
     }
 }
 

@@ -92,7 +92,10 @@ def run_tflm(model: bytes, *inputs: np.ndarray) -> np.ndarray:
     for i, x in enumerate(inputs):
         interp.set_input(x, i)
     interp.invoke()
-    return interp.get_output(0)
+    # Copy before the interpreter (and its arena, which the output may view) is freed.
+    out = np.array(interp.get_output(0), copy=True)
+    del interp
+    return out
 
 
 # ---------------------------------------------------------------- helpers -----------------

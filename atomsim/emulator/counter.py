@@ -12,6 +12,7 @@ import ctypes
 import hashlib
 import shutil
 import subprocess
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +143,12 @@ class BlockCounter:
         self._uc = uc
         err = lib.asb_attach(self._state, uc._uch)
         if err != 0:
+            lib.asb_free(self._state)
             raise RuntimeError(f"uc_hook_add failed with Unicorn error {err}")
+        # Detach and free through a finalizer, not __del__: finalizers run at exit newest first,
+        # so this one (made after the engine's own) detaches while the engine is still open.
+        # It holds the engine and the callback until then.
+        self._release = weakref.finalize(self, _release, self._state, uc, self._cb)
 
     def _describe(self, addr: int, size: int, out: ctypes.POINTER(BlockDesc)) -> int:
         try:
@@ -192,14 +198,13 @@ class BlockCounter:
                            b.count, b.taken) for b in arr[:got]]
 
     def close(self) -> None:
-        """Detach from the engine and free the native state."""
-        if self._state:
-            _lib().asb_detach(self._state, self._uc._uch)
-            _lib().asb_free(self._state)
-            self._state = None
+        """Detach from the engine and free the native state (idempotent)."""
+        self._release()
+        self._state = None
 
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
+
+def _release(state, uc: unicorn.Uc, callback) -> None:
+    """Detach the hook from ``uc`` and free ``state``; ``callback`` is kept alive until now."""
+    lib = _lib()
+    lib.asb_detach(state, uc._uch)
+    lib.asb_free(state)

@@ -22,16 +22,6 @@ int32_t atomsim_add_s8_get_buffer_size(const atomsim_dims *dims)
     return 0;
 }
 
-static int add_params_ok(const atomsim_add_params *p)
-{
-    return p->left_shift >= 0 && p->left_shift <= 20 &&
-           atomsim_offsets_ok(p->input1_offset, p->output_offset, p->act_min, p->act_max) &&
-           atomsim_offsets_ok(p->input2_offset, 0, -128, 127) &&
-           p->input1_multiplier >= 0 && p->input1_shift >= -31 && p->input1_shift <= 0 &&
-           p->input2_multiplier >= 0 && p->input2_shift >= -31 && p->input2_shift <= 0 &&
-           p->output_multiplier >= 0 && p->output_shift >= -31 && p->output_shift <= 0;
-}
-
 /* Per-input constants of the fast path. */
 typedef struct {
     int32_t scale;  /* 2^(L + 1 - e) */
@@ -77,7 +67,7 @@ atomsim_status atomsim_add_s8(const atomsim_context *ctx, const atomsim_add_para
 {
     (void)ctx;
     if (params == 0 || input1 == 0 || input2 == 0 || output == 0 || !atomsim_dims_ok(dims) ||
-        !add_params_ok(params)) {
+        !atomsim_add_params_ok(params)) {
         return ATOMSIM_ARG_ERROR;
     }
     const atomsim_add_params p = *params;

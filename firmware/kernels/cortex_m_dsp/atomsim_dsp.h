@@ -324,6 +324,45 @@ DSP_INLINE void dsp_mac_2x2(const int8_t *w0, const int8_t *w1, const uint32_t *
     *a11 = dsp_smlad(x3, w1b, *a11);
 }
 
+/* The 2 x 2 SMLAD loop (label 1; two 4-k steps per pass) shared, as text, by the asm of
+ * dsp_mac_2x2_k8 and dsp_mat_mult_2col_k8; both name their operands alike. */
+#define DSP_MAC_2X2_K8_LOOP \
+    "1:\n\t" \
+    "ldr %[t0], [%[w0]], #4\n\t" \
+    "ldr %[t1], [%[w1]], #4\n\t" \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t" \
+    "sxtb16 %[u0], %[t0]\n\t" \
+    "sxtb16 %[u1], %[t1]\n\t" \
+    "smlad %[c00], %[xa], %[u0], %[c00]\n\t" \
+    "sxtb16 %[t0], %[t0], ror #8\n\t" \
+    "smlad %[c10], %[xa], %[u1], %[c10]\n\t" \
+    "sxtb16 %[t1], %[t1], ror #8\n\t" \
+    "smlad %[c00], %[xb], %[t0], %[c00]\n\t" \
+    "smlad %[c10], %[xb], %[t1], %[c10]\n\t" \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t" \
+    "smlad %[c01], %[xa], %[u0], %[c01]\n\t" \
+    "smlad %[c11], %[xb], %[t1], %[c11]\n\t" \
+    "smlad %[c01], %[xb], %[t0], %[c01]\n\t" \
+    "ldr %[t0], [%[w0]], #4\n\t" \
+    "ldr %[t1], [%[w1]], #4\n\t" \
+    "smlad %[c11], %[xa], %[u1], %[c11]\n\t" \
+    "sxtb16 %[u0], %[t0]\n\t" \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t" \
+    "sxtb16 %[u1], %[t1]\n\t" \
+    "smlad %[c00], %[xa], %[u0], %[c00]\n\t" \
+    "sxtb16 %[t0], %[t0], ror #8\n\t" \
+    "smlad %[c10], %[xa], %[u1], %[c10]\n\t" \
+    "sxtb16 %[t1], %[t1], ror #8\n\t" \
+    "smlad %[c00], %[xb], %[t0], %[c00]\n\t" \
+    "smlad %[c10], %[xb], %[t1], %[c10]\n\t" \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t" \
+    "smlad %[c01], %[xa], %[u0], %[c01]\n\t" \
+    "smlad %[c11], %[xa], %[u1], %[c11]\n\t" \
+    "smlad %[c01], %[xb], %[t0], %[c01]\n\t" \
+    "cmp %[w0], %[end]\n\t" \
+    "smlad %[c11], %[xb], %[t1], %[c11]\n\t" \
+    "bne 1b\n\t"
+
 /* The 2 x 2 kernel over k8 = k & ~7 values (k8 > 0), advancing w0, w1 and x. On the MCU one
  * asm block: GCC's own allocation of the 14 values it keeps live spills inside the loop. */
 DSP_INLINE void dsp_mac_2x2_k8(const int8_t **pw0, const int8_t **pw1, const uint32_t **px,
@@ -341,41 +380,7 @@ DSP_INLINE void dsp_mac_2x2_k8(const int8_t **pw0, const int8_t **pw1, const uin
     /* Two 4-k steps per pass (the dsp_mac_2x2 sequence twice), ordered so that on the M7
      * every SMLAD can dual-issue beside a load or SXTB16 and no SMLAD waits for a load, while
      * the M4 still sees its loads back to back (pipelined). */
-    __asm__ volatile("1:\n\t"
-                     "ldr %[t0], [%[w0]], #4\n\t"
-                     "ldr %[t1], [%[w1]], #4\n\t"
-                     "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-                     "sxtb16 %[u0], %[t0]\n\t"
-                     "sxtb16 %[u1], %[t1]\n\t"
-                     "smlad %[c00], %[xa], %[u0], %[c00]\n\t"
-                     "sxtb16 %[t0], %[t0], ror #8\n\t"
-                     "smlad %[c10], %[xa], %[u1], %[c10]\n\t"
-                     "sxtb16 %[t1], %[t1], ror #8\n\t"
-                     "smlad %[c00], %[xb], %[t0], %[c00]\n\t"
-                     "smlad %[c10], %[xb], %[t1], %[c10]\n\t"
-                     "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-                     "smlad %[c01], %[xa], %[u0], %[c01]\n\t"
-                     "smlad %[c11], %[xb], %[t1], %[c11]\n\t"
-                     "smlad %[c01], %[xb], %[t0], %[c01]\n\t"
-                     "ldr %[t0], [%[w0]], #4\n\t"
-                     "ldr %[t1], [%[w1]], #4\n\t"
-                     "smlad %[c11], %[xa], %[u1], %[c11]\n\t"
-                     "sxtb16 %[u0], %[t0]\n\t"
-                     "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-                     "sxtb16 %[u1], %[t1]\n\t"
-                     "smlad %[c00], %[xa], %[u0], %[c00]\n\t"
-                     "sxtb16 %[t0], %[t0], ror #8\n\t"
-                     "smlad %[c10], %[xa], %[u1], %[c10]\n\t"
-                     "sxtb16 %[t1], %[t1], ror #8\n\t"
-                     "smlad %[c00], %[xb], %[t0], %[c00]\n\t"
-                     "smlad %[c10], %[xb], %[t1], %[c10]\n\t"
-                     "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-                     "smlad %[c01], %[xa], %[u0], %[c01]\n\t"
-                     "smlad %[c11], %[xa], %[u1], %[c11]\n\t"
-                     "smlad %[c01], %[xb], %[t0], %[c01]\n\t"
-                     "cmp %[w0], %[end]\n\t"
-                     "smlad %[c11], %[xb], %[t1], %[c11]\n\t"
-                     "bne 1b"
+    __asm__ volatile(DSP_MAC_2X2_K8_LOOP
                      : [w0] "+&r"(w0), [w1] "+&r"(w1), [x] "+&r"(x), [c00] "+&r"(c00),
                        [c10] "+&r"(c10), [c01] "+&r"(c01), [c11] "+&r"(c11), [t0] "=&r"(t0),
                        [t1] "=&r"(t1), [u0] "=&r"(u0), [u1] "=&r"(u1), [xa] "=&r"(xa),
@@ -575,41 +580,7 @@ DSP_INLINE void dsp_mat_mult_2col_k8(const int8_t *filter, int32_t k, int32_t c_
         "str %[t1], %[mb]\n\t"
         "mov %[c01], %[c00]\n\t"
         "mov %[c11], %[c10]\n\t"
-        "1:\n\t" /* the loop of dsp_mac_2x2_k8 */
-        "ldr %[t0], [%[w0]], #4\n\t"
-        "ldr %[t1], [%[w1]], #4\n\t"
-        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-        "sxtb16 %[u0], %[t0]\n\t"
-        "sxtb16 %[u1], %[t1]\n\t"
-        "smlad %[c00], %[xa], %[u0], %[c00]\n\t"
-        "sxtb16 %[t0], %[t0], ror #8\n\t"
-        "smlad %[c10], %[xa], %[u1], %[c10]\n\t"
-        "sxtb16 %[t1], %[t1], ror #8\n\t"
-        "smlad %[c00], %[xb], %[t0], %[c00]\n\t"
-        "smlad %[c10], %[xb], %[t1], %[c10]\n\t"
-        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-        "smlad %[c01], %[xa], %[u0], %[c01]\n\t"
-        "smlad %[c11], %[xb], %[t1], %[c11]\n\t"
-        "smlad %[c01], %[xb], %[t0], %[c01]\n\t"
-        "ldr %[t0], [%[w0]], #4\n\t"
-        "ldr %[t1], [%[w1]], #4\n\t"
-        "smlad %[c11], %[xa], %[u1], %[c11]\n\t"
-        "sxtb16 %[u0], %[t0]\n\t"
-        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-        "sxtb16 %[u1], %[t1]\n\t"
-        "smlad %[c00], %[xa], %[u0], %[c00]\n\t"
-        "sxtb16 %[t0], %[t0], ror #8\n\t"
-        "smlad %[c10], %[xa], %[u1], %[c10]\n\t"
-        "sxtb16 %[t1], %[t1], ror #8\n\t"
-        "smlad %[c00], %[xb], %[t0], %[c00]\n\t"
-        "smlad %[c10], %[xb], %[t1], %[c10]\n\t"
-        "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-        "smlad %[c01], %[xa], %[u0], %[c01]\n\t"
-        "smlad %[c11], %[xa], %[u1], %[c11]\n\t"
-        "smlad %[c01], %[xb], %[t0], %[c01]\n\t"
-        "cmp %[w0], %[end]\n\t"
-        "smlad %[c11], %[xb], %[t1], %[c11]\n\t"
-        "bne 1b\n\t"
+        DSP_MAC_2X2_K8_LOOP
         /* w1 now starts the next channel pair's rows */
         "str %[w1], %[mw]\n\t"
         /* constants: u0, u1 = multipliers; xa, xb = rs = ~shift; w0, w1 = hi (dsp_chq) */

@@ -72,21 +72,11 @@ atomsim_status atomsim_mul_s8(const atomsim_context *ctx, const atomsim_mul_para
                               int8_t *output)
 {
     (void)ctx;
-    if (params == 0 || input1 == 0 || input2 == 0 || output == 0 ||
-        !atomsim_dims_ok(input1_dims) || !atomsim_dims_ok(input2_dims) ||
-        !atomsim_offsets_ok(params->input1_offset, params->output_offset, params->act_min,
-                            params->act_max) ||
-        !atomsim_offsets_ok(params->input2_offset, 0, -128, 127) ||
-        !atomsim_quant_ok(params->output_multiplier, params->output_shift)) {
+    const int kind = atomsim_mul_args(params, input1_dims, input1, input2_dims, input2, output);
+    if (!kind) {
         return ATOMSIM_ARG_ERROR;
     }
-    const int same = input2_dims->n == input1_dims->n && input2_dims->h == input1_dims->h &&
-                     input2_dims->w == input1_dims->w && input2_dims->c == input1_dims->c;
-    const int per_channel = input2_dims->n == 1 && input2_dims->h == 1 && input2_dims->w == 1 &&
-                            input2_dims->c == input1_dims->c;
-    if (!same && !per_channel) {
-        return ATOMSIM_ARG_ERROR;
-    }
+    const int same = kind == ATOMSIM_MUL_ELEMENTWISE;
     const atomsim_mul_params p = *params;
     const int32_t count = atomsim_dims_count(input1_dims);
     const dsp_rq rq = dsp_rq_setup(&p.output_multiplier, &p.output_shift, 1, p.output_offset,

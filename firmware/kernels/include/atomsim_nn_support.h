@@ -192,4 +192,83 @@ static inline int atomsim_pool_args_ok(const atomsim_pool_params *p, const atoms
            atomsim_axis_ok(in->w, filter->w, p->stride_w, p->pad_w, out->w);
 }
 
+/* Parameter ranges of atomsim_add_params (shared by every add kernel). */
+static inline int atomsim_add_params_ok(const atomsim_add_params *p)
+{
+    return p->left_shift >= 0 && p->left_shift <= 20 &&
+           atomsim_offsets_ok(p->input1_offset, p->output_offset, p->act_min, p->act_max) &&
+           atomsim_offsets_ok(p->input2_offset, 0, -128, 127) &&
+           p->input1_multiplier >= 0 && p->input1_shift >= -31 && p->input1_shift <= 0 &&
+           p->input2_multiplier >= 0 && p->input2_shift >= -31 && p->input2_shift <= 0 &&
+           p->output_multiplier >= 0 && p->output_shift >= -31 && p->output_shift <= 0;
+}
+
+/* Argument checks of atomsim_mul_s8: 0 when invalid, ATOMSIM_MUL_ELEMENTWISE when input2 has
+ * input1's dims, ATOMSIM_MUL_PER_CHANNEL when it is [1, 1, 1, C] (broadcast, as SE needs). */
+enum { ATOMSIM_MUL_ELEMENTWISE = 1, ATOMSIM_MUL_PER_CHANNEL = 2 };
+static inline int atomsim_mul_args(const atomsim_mul_params *p, const atomsim_dims *d1,
+                                   const void *in1, const atomsim_dims *d2, const void *in2,
+                                   const void *out)
+{
+    if (p == 0 || in1 == 0 || in2 == 0 || out == 0 || !atomsim_dims_ok(d1) ||
+        !atomsim_dims_ok(d2) ||
+        !atomsim_offsets_ok(p->input1_offset, p->output_offset, p->act_min, p->act_max) ||
+        !atomsim_offsets_ok(p->input2_offset, 0, -128, 127) ||
+        !atomsim_quant_ok(p->output_multiplier, p->output_shift)) {
+        return 0;
+    }
+    if (d2->n == d1->n && d2->h == d1->h && d2->w == d1->w && d2->c == d1->c) {
+        return ATOMSIM_MUL_ELEMENTWISE;
+    }
+    if (d2->n == 1 && d2->h == 1 && d2->w == 1 && d2->c == d1->c) {
+        return ATOMSIM_MUL_PER_CHANNEL;
+    }
+    return 0;
+}
+
+/* Parameter ranges of atomsim_hard_swish_params (TFLite's int16 primitives keep their meaning
+ * only for exponents within +-15). */
+static inline int atomsim_hard_swish_params_ok(const atomsim_hard_swish_params *p)
+{
+    return atomsim_offsets_ok(0, p->output_zero_point, -128, 127) &&
+           p->input_zero_point >= -128 && p->input_zero_point <= 127 &&
+           p->reluish_multiplier_fixedpoint_int16 >= 0 &&
+           p->reluish_multiplier_fixedpoint_int16 <= INT16_MAX &&
+           p->output_multiplier_fixedpoint_int16 >= 0 &&
+           p->output_multiplier_fixedpoint_int16 <= INT16_MAX &&
+           p->reluish_multiplier_exponent >= -15 && p->reluish_multiplier_exponent <= 15 &&
+           p->output_multiplier_exponent >= -15 && p->output_multiplier_exponent <= 0;
+}
+
+/* Hard-swish of one int8 value, TFLite's int8 reference algorithm (int16 fixed point): the
+ * definition every hard-swish kernel computes. */
+static inline int8_t atomsim_hard_swish_one(int32_t in, const atomsim_hard_swish_params *p)
+{
+    const int16_t relu_mult = (int16_t)p->reluish_multiplier_fixedpoint_int16;
+    const int16_t out_mult = (int16_t)p->output_multiplier_fixedpoint_int16;
+    const int32_t relu_exp = p->reluish_multiplier_exponent;
+    const int16_t x = (int16_t)(in - p->input_zero_point); /* [-255, 255] */
+    const int16_t x_hires = (int16_t)(x * (1 << 7));      /* input scale / 128 */
+    /* x on the output scale, before the output shift */
+    const int16_t x_preshift = atomsim_srdhm16(x_hires, out_mult);
+    /* "relu-ish" value: x rescaled so that 3.0 maps to 32768, saturating */
+    int16_t reluish = x_hires;
+    if (relu_exp > 0) {
+        reluish = atomsim_sat_left_shift16(reluish, relu_exp - 1);
+    }
+    reluish = atomsim_srdhm16(reluish, relu_mult);
+    if (relu_exp > 0) {
+        reluish = atomsim_sat_left_shift16(reluish, 1);
+    }
+    if (relu_exp < 0) {
+        reluish = atomsim_rdbpot16(reluish, -relu_exp);
+    }
+    /* [-1, 1] -> [0, 1] in Q0.15 */
+    reluish = (int16_t)(((int32_t)reluish + (1 << 15)) >> 1);
+    const int16_t y_preshift = atomsim_sdhm16(reluish, x_preshift);
+    int32_t y = atomsim_rdbpot16(y_preshift, -p->output_multiplier_exponent);
+    y += p->output_zero_point;
+    return (int8_t)atomsim_clamp_i32(y, ATOMSIM_INT8_MIN, ATOMSIM_INT8_MAX);
+}
+
 #endif /* ATOMSIM_NN_SUPPORT_H */

@@ -15,44 +15,13 @@ atomsim_status atomsim_hard_swish_s8(const atomsim_context *ctx,
 {
     (void)ctx;
     if (params == 0 || input == 0 || output == 0 || !atomsim_dims_ok(dims) ||
-        !atomsim_offsets_ok(0, params->output_zero_point, -128, 127) ||
-        params->input_zero_point < -128 || params->input_zero_point > 127 ||
-        params->reluish_multiplier_fixedpoint_int16 < 0 ||
-        params->reluish_multiplier_fixedpoint_int16 > INT16_MAX ||
-        params->output_multiplier_fixedpoint_int16 < 0 ||
-        params->output_multiplier_fixedpoint_int16 > INT16_MAX ||
-        params->reluish_multiplier_exponent < -15 || params->reluish_multiplier_exponent > 15 ||
-        params->output_multiplier_exponent < -15 || params->output_multiplier_exponent > 0) {
+        !atomsim_hard_swish_params_ok(params)) {
         return ATOMSIM_ARG_ERROR;
     }
-    const int16_t relu_mult = (int16_t)params->reluish_multiplier_fixedpoint_int16;
-    const int16_t out_mult = (int16_t)params->output_multiplier_fixedpoint_int16;
-    const int32_t relu_exp = params->reluish_multiplier_exponent;
+    const atomsim_hard_swish_params p = *params; /* a local copy: the loop may hoist it */
     const int32_t count = atomsim_dims_count(dims);
-
     for (int32_t i = 0; i < count; i++) {
-        const int16_t x = (int16_t)(input[i] - params->input_zero_point); /* [-255, 255] */
-        const int16_t x_hires = (int16_t)(x * (1 << 7));                  /* input scale / 128 */
-        /* x on the output scale, before the output shift */
-        const int16_t x_preshift = atomsim_srdhm16(x_hires, out_mult);
-        /* "relu-ish" value: x rescaled so that 3.0 maps to 32768, saturating */
-        int16_t reluish = x_hires;
-        if (relu_exp > 0) {
-            reluish = atomsim_sat_left_shift16(reluish, relu_exp - 1);
-        }
-        reluish = atomsim_srdhm16(reluish, relu_mult);
-        if (relu_exp > 0) {
-            reluish = atomsim_sat_left_shift16(reluish, 1);
-        }
-        if (relu_exp < 0) {
-            reluish = atomsim_rdbpot16(reluish, -relu_exp);
-        }
-        /* [-1, 1] -> [0, 1] in Q0.15 */
-        reluish = (int16_t)(((int32_t)reluish + (1 << 15)) >> 1);
-        const int16_t y_preshift = atomsim_sdhm16(reluish, x_preshift);
-        int32_t y = atomsim_rdbpot16(y_preshift, -params->output_multiplier_exponent);
-        y += params->output_zero_point;
-        output[i] = (int8_t)atomsim_clamp_i32(y, ATOMSIM_INT8_MIN, ATOMSIM_INT8_MAX);
+        output[i] = atomsim_hard_swish_one(input[i], &p);
     }
     return ATOMSIM_OK;
 }

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from rich.console import Console
 from rich.table import Table
 
-from .boards import board_ids, get_board, load_boards
-from .errors import AtomSimError
+from atomsim.boards import board_ids, get_board, load_boards
+from atomsim.core.errors import AtomSimError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -72,7 +72,7 @@ def cmd_boards(args) -> int:
 @verb("build")
 def cmd_build(args) -> int:
     """Build an example firmware for a board and print the ELF path."""
-    from .firmware import build_example
+    from atomsim.target.firmware import build_example
 
     elf = build_example(args.example, get_board(args.board))
     if args.json:
@@ -85,7 +85,7 @@ def cmd_build(args) -> int:
 @verb("run")
 def cmd_run(args) -> int:
     """Run an ELF on a board; exit code 0 only for a clean end."""
-    from .emulator.machine import run_elf
+    from atomsim.emulator.machine import run_elf
 
     result = run_elf(get_board(args.board), args.elf, max_instructions=args.max_instructions)
     if args.json:
@@ -116,12 +116,12 @@ def _run_table(rows) -> None:
 @verb("demo")
 def cmd_demo(args) -> int:
     """The main job: examples on every board, then per-operator profiling into AtomDB."""
-    from .additivity import check_all
-    from .emulator.machine import run_elf
-    from .firmware import build_example
-    from .paths import build_dir
-    from .spaces import worked_examples
-    from .sweep import sweep
+    from atomsim.core.paths import build_dir
+    from atomsim.emulator.machine import run_elf
+    from atomsim.nn.spaces import worked_examples
+    from atomsim.profiling.additivity import check_all
+    from atomsim.profiling.sweep import sweep
+    from atomsim.target.firmware import build_example
 
     rows, failed = [], 0
     for board_id in board_ids():
@@ -159,13 +159,13 @@ def cmd_demo(args) -> int:
 
 
 def _atoms_table(db_path, sweeps) -> None:
-    from .db import AtomDB
+    from atomsim.db import AtomDB
 
     table = Table()
     for col in ("board", "atom", "Flash B", "MACs", "cycles", "latency ms", "SRAM B",
                 "MACs/cycle"):
         table.add_column(col, justify="left" if col in ("board", "atom") else "right")
-    from .spaces import worked_examples
+    from atomsim.nn.spaces import worked_examples
 
     keys = [a.key for a in worked_examples()]
     with AtomDB.open(db_path) as db:
@@ -183,9 +183,9 @@ def load_atoms(spec: str):
     import csv
     from pathlib import Path
 
-    from .atoms import Atom
-    from .errors import ConfigError
-    from .spaces import get_space
+    from atomsim.core.errors import ConfigError
+    from atomsim.nn.atoms import Atom
+    from atomsim.nn.spaces import get_space
 
     path = Path(spec)
     if not path.suffix:
@@ -214,7 +214,7 @@ def cmd_sweep(args) -> int:
         TimeRemainingColumn,
     )
 
-    from .sweep import sweep
+    from atomsim.profiling.sweep import sweep
 
     atoms = load_atoms(args.atoms)
     with Progress(TextColumn(f"{args.board} {args.atoms}"), BarColumn(), MofNCompleteColumn(),
@@ -246,7 +246,7 @@ def cmd_sweep(args) -> int:
 @verb("db")
 def cmd_db(args) -> int:
     """AtomDB: stats, query, export, import."""
-    from .db import commands as dbc
+    from atomsim.db import commands as dbc
 
     if args.db_verb == "stats":
         stats = dbc.db_stats(args.db)
@@ -261,7 +261,7 @@ def cmd_db(args) -> int:
     elif args.db_verb == "export":
         out = args.out
         if args.format and not out.endswith("." + args.format):
-            from .errors import ConfigError
+            from atomsim.core.errors import ConfigError
 
             raise ConfigError(f"--out {out} does not end in .{args.format}")
         n = dbc.db_export(args.db, out, board=args.board)
@@ -275,7 +275,7 @@ def cmd_db(args) -> int:
 @verb("report")
 def cmd_report(args) -> int:
     """Reports from AtomDB: the method's guidelines with plots."""
-    from .report import report_guidelines
+    from atomsim.reports.guidelines import report_guidelines
 
     result = report_guidelines(args.db, args.board, args.out)
     if args.json:

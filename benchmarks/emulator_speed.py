@@ -19,7 +19,7 @@ import unicorn
 
 from atomsim.boards import board_ids, get_board
 from atomsim.emulator.machine import Machine
-from atomsim.firmware import build_example
+from atomsim.target.firmware import build_example
 
 
 def _timed_counted(board, elf) -> tuple[float, int]:

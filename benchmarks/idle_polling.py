@@ -14,7 +14,7 @@ import time
 
 from atomsim.boards import board_ids, get_board
 from atomsim.emulator.machine import Machine
-from atomsim.firmware import build_example
+from atomsim.target.firmware import build_example
 
 
 def _wait(board, elf, skip: bool, ms: int) -> tuple[float, int, int]:

@@ -1,7 +1,7 @@
 """Kernel efficiency on the emulated boards: MACs per cycle and instructions per MAC.
 
 For a fixed set of conv atoms (PW 1x1, DW 3x3 with no padding as AtomDB atoms have, NC 3x3),
-each board and each kernel variant, one harness run (atomsim.profiler) gives cycles and
+each board and each kernel variant, one harness run (atomsim.profiling.profiler) gives cycles and
 instructions between the profiling markers; MACs are the atom's paper-convention count. A
 second table does the same for the elementwise, pooling, padding and activation atoms per
 element: per output element, per input element for global average pooling. Every output is
@@ -19,9 +19,9 @@ import argparse
 
 import numpy as np
 
-from atomsim.atoms import Atom
 from atomsim.boards import get_board
-from atomsim.profiler import VARIANTS, Profiler, case_for_atom, expected_output
+from atomsim.nn.atoms import Atom
+from atomsim.profiling.profiler import VARIANTS, Profiler, case_for_atom, expected_output
 
 BOARDS = ("stm32f412", "stm32h743")
 

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from atomsim.boards import board_ids
-from atomsim.spaces import table2_atoms
-from atomsim.sweep import sweep
+from atomsim.nn.spaces import table2_atoms
+from atomsim.profiling.sweep import sweep
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from atomsim.boards import board_ids, get_board
-from atomsim.firmware import build, build_example
+from atomsim.target.firmware import build, build_example
 
 HERE = Path(__file__).resolve().parent
 BOARD_IDS = board_ids()

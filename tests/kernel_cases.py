@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from atomsim.ops import quant
-from atomsim.ops import reference as ref
+from atomsim.nn.ops import quant
+from atomsim.nn.ops import reference as ref
 
 SEEDS = tuple(range(6))
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from atomsim.atoms import ATOM_TYPES, Atom, parse_padding
-from atomsim.errors import ConfigError
+from atomsim.core.errors import ConfigError
+from atomsim.nn.atoms import ATOM_TYPES, Atom, parse_padding
 
 pytestmark = pytest.mark.unit
 

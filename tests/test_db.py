@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from atomsim.atoms import Atom
+from atomsim.core.errors import ConfigError
 from atomsim.db import AtomDB, Measurement, MissingAtoms
 from atomsim.db.commands import db_export, db_import, db_query, db_stats, format_stats
-from atomsim.errors import ConfigError
-from atomsim.spaces import worked_examples
+from atomsim.nn.atoms import Atom
+from atomsim.nn.spaces import worked_examples
 
 pytestmark = pytest.mark.unit
 

@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import BOARD_IDS, HERE
 
-from atomsim import elf as elfmod
 from atomsim.boards import get_board
-from atomsim.emulator.machine import Machine, run_elf
-from atomsim.errors import (
+from atomsim.core.errors import (
     DoesNotFit,
     ElfError,
     FirmwareFailure,
@@ -23,6 +21,8 @@ from atomsim.errors import (
     Timeout,
     UnmodelledAccess,
 )
+from atomsim.emulator.machine import Machine, run_elf
+from atomsim.target import elf as elfmod
 
 pytestmark = pytest.mark.firmware
 

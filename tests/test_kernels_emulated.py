@@ -2,7 +2,7 @@
 
 The same plan of named shape cases as the host test (tests/kernel_cases.py), several seeds,
 both kernel variants, on the Cortex-M4 (F412) and Cortex-M7 (H743) boards, through the
-profiling harness (the real firmware, placed and run by atomsim.profiler).
+profiling harness (the real firmware, placed and run by atomsim.profiling.profiler).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from kernel_cases import PLAN, make_instance
 
 from atomsim.boards import get_board
-from atomsim.profiler import VARIANTS, Case, Profiler
+from atomsim.profiling.profiler import VARIANTS, Case, Profiler
 
 pytestmark = pytest.mark.firmware
 

@@ -3,7 +3,7 @@
 Both implementations are built for the host: ``reference/`` as it is, and the Cortex-M DSP
 variant as the firmware build would assemble it (``cortex_m_dsp/X.c`` where it exists, else
 ``reference/X.c``), its SIMD instructions replaced by exact C models (atomsim_dsp.h). Every
-case of tests/kernel_cases.py runs with several seeds against atomsim.ops.reference; every
+case of tests/kernel_cases.py runs with several seeds against atomsim.nn.ops.reference; every
 ``*_get_buffer_size`` is checked against its Python mirror. The DSP sources are also
 cross-compiled for Cortex-M4 and Cortex-M7 to prove they build with the real intrinsics.
 """
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from kernel_cases import PLAN, SEEDS, Case, Instance, make_instance
 
-from atomsim.ops import buffers, quant
+from atomsim.nn.ops import buffers, quant
 
 pytestmark = pytest.mark.unit
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from atomsim.atoms import CONV_TYPES
-from atomsim.errors import ConfigError
-from atomsim.lowering import (
+from atomsim.core.errors import ConfigError
+from atomsim.nn.atoms import CONV_TYPES
+from atomsim.nn.lowering import (
     NetworkConfig,
     StageConfig,
     Tensor,
@@ -163,7 +163,7 @@ def test_bad_model_config_is_a_config_error(tmp_path):
 
 
 def test_table2_space_is_deterministic_deduplicated_and_complete():
-    from atomsim.spaces import TABLE2_RESOLUTIONS, get_space, table2_atoms
+    from atomsim.nn.spaces import TABLE2_RESOLUTIONS, get_space, table2_atoms
 
     first, second = table2_atoms(), get_space("table2")
     keys = [a.key for a in first]
@@ -186,7 +186,7 @@ def test_table2_space_is_deterministic_deduplicated_and_complete():
 
 
 def test_unknown_space_lists_the_known_ones():
-    from atomsim.spaces import get_space
+    from atomsim.nn.spaces import get_space
 
     with pytest.raises(ConfigError, match="known: table2, worked-examples"):
         get_space("table3")

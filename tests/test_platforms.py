@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from atomsim.boards import Board, board_ids, get_board, load_boards
-from atomsim.errors import ConfigError
-from atomsim.platform import Platform, Ref, load_platform
+from atomsim.boards.platform import Platform, Ref, load_platform
+from atomsim.core.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 

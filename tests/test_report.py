@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from atomsim.atoms import Atom
+from atomsim.core.errors import ConfigError
 from atomsim.db import AtomDB, Measurement
-from atomsim.errors import ConfigError
-from atomsim.report import guidelines, report_guidelines
+from atomsim.nn.atoms import Atom
+from atomsim.reports.guidelines import guidelines, report_guidelines
 
 pytestmark = pytest.mark.unit
 

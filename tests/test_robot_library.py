@@ -13,8 +13,8 @@ import pytest
 from robot.utils import Importer
 
 from atomsim.boards import get_board
-from atomsim.errors import ConfigError
-from atomsim.paths import REPO_ROOT
+from atomsim.core.errors import ConfigError
+from atomsim.core.paths import REPO_ROOT
 from atomsim.robot import AtomSimLibrary, parse_time
 from atomsim.robot import run as robot_run
 

@@ -14,14 +14,14 @@ import time
 import pytest
 from conftest import BOARD_IDS
 
-from atomsim.additivity import BLOCKS, check_block
-from atomsim.atoms import Atom
 from atomsim.boards import get_board
+from atomsim.core.errors import ConfigError
 from atomsim.db import AtomDB
-from atomsim.errors import ConfigError
-from atomsim.profiler import Profiler
-from atomsim.spaces import worked_examples
-from atomsim.sweep import sweep
+from atomsim.nn.atoms import Atom
+from atomsim.nn.spaces import worked_examples
+from atomsim.profiling.additivity import BLOCKS, check_block
+from atomsim.profiling.profiler import Profiler
+from atomsim.profiling.sweep import sweep
 
 pytestmark = pytest.mark.firmware
 

@@ -1,9 +1,9 @@
-"""atomsim.ops.reference == TensorFlow Lite Micro's reference kernels, bit for bit.
+"""atomsim.nn.ops.reference == TensorFlow Lite Micro's reference kernels, bit for bit.
 
 For each op, a single-operator int8 .tflite model is built here (flatbuffers object API of the
 schema module that ships with tflite_micro), with real float scales and zero points; it runs
 in tflite_micro's interpreter, whose Prepare() derives the fixed-point parameters itself. Our
-numpy reference gets its parameters from the same scales through atomsim.ops.quant (the way
+numpy reference gets its parameters from the same scales through atomsim.nn.ops.quant (the way
 TFLite's Prepare() does it) and must produce the same int8 tensor. Padding SAME/VALID is turned
 into explicit pads the way TFLite computes them. Skipped when tflite_micro is not installed.
 """
@@ -19,8 +19,8 @@ flatbuffers = pytest.importorskip("flatbuffers", reason="flatbuffers (tflite-mic
 
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as tfl  # noqa: E402
 
-from atomsim.ops import quant  # noqa: E402
-from atomsim.ops import reference as ref  # noqa: E402
+from atomsim.nn.ops import quant  # noqa: E402
+from atomsim.nn.ops import reference as ref  # noqa: E402
 
 pytestmark = pytest.mark.unit
 

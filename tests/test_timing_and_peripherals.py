@@ -9,9 +9,9 @@ from unicorn import arm_const as A
 
 from atomsim.boards import get_board
 from atomsim.emulator.machine import Machine
-from atomsim.timing import decode
-from atomsim.timing.cortex_m4 import CortexM4Model, P
-from atomsim.timing.cortex_m7 import MISPREDICT, CortexM7Model
+from atomsim.emulator.timing import decode
+from atomsim.emulator.timing.cortex_m4 import CortexM4Model, P
+from atomsim.emulator.timing.cortex_m7 import MISPREDICT, CortexM7Model
 
 pytestmark = pytest.mark.emu
 

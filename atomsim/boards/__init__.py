@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from atomsim.errors import ConfigError
-from atomsim.platform import Platform, load_platform
+from atomsim.boards.platform import Platform, load_platform
+from atomsim.core.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLATFORM_DIR = REPO_ROOT / "renode_platforms"

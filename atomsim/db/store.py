@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from atomsim.atoms import Atom, format_padding, parse_padding
+from atomsim.core.errors import ConfigError
 from atomsim.db.schema import SCHEMA, SCHEMA_VERSION, SOURCES
-from atomsim.errors import ConfigError
+from atomsim.nn.atoms import Atom, format_padding, parse_padding
 
 # When several measurements of one atom exist and the caller names no source, prefer a real
 # board, then the emulator, then imported numbers.

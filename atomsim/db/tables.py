@@ -12,10 +12,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from atomsim.atoms import Atom, format_padding
+from atomsim.core.errors import ConfigError
 from atomsim.db.schema import SOURCES
 from atomsim.db.store import AtomDB, Measurement
-from atomsim.errors import ConfigError
+from atomsim.nn.atoms import Atom, format_padding
 
 # The paper's columns first, then ours.
 EXPORT_COLUMNS = (

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import unicorn
 
-from ..errors import ToolchainError
-from ..paths import build_dir
+from atomsim.core.errors import ToolchainError
+from atomsim.core.paths import build_dir
 
 _SOURCE = Path(__file__).with_name("native") / "blockcount.c"
 _UNICORN_DIR = Path(unicorn.__file__).parent

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 import unicorn
 from unicorn import arm_const as A
 
-from .. import elf as elfmod
-from ..boards import Board
-from ..errors import (
+from atomsim.boards import Board
+from atomsim.core.errors import (
     AtomSimError,
     DoesNotFit,
     FirmwareError,
@@ -29,9 +28,7 @@ from ..errors import (
     Timeout,
     UnmodelledAccess,
 )
-from ..firmware import STACK_GUARD_BYTES
-from ..timing import decode, model_for
-from .counter import (
+from atomsim.emulator.counter import (
     STOP_BUDGET,
     STOP_CYCLES,
     STOP_DESCRIBE,
@@ -39,8 +36,11 @@ from .counter import (
     STOP_NOMEM,
     BlockCounter,
 )
-from .peripherals import MODELS, Tag, UnmodelledRegister, model_key
-from .peripherals.scs import SystemControlSpace
+from atomsim.emulator.peripherals import MODELS, Tag, UnmodelledRegister, model_key
+from atomsim.emulator.peripherals.scs import SystemControlSpace
+from atomsim.emulator.timing import decode, model_for
+from atomsim.target import elf as elfmod
+from atomsim.target.firmware import STACK_GUARD_BYTES
 
 PAGE = 0x400  # Unicorn's ARM page: every mapping is aligned to it
 STACK_PAINT = 0xA5A5A5A5

@@ -15,9 +15,8 @@ from typing import TypeVar
 
 from robot.api import logger
 
-from ..boards import get_board
-from ..emulator.machine import DEFAULT_MAX_INSTRUCTIONS, RunResult
-from ..errors import (
+from atomsim.boards import get_board
+from atomsim.core.errors import (
     AtomSimError,
     ConfigError,
     FirmwareError,
@@ -27,10 +26,11 @@ from ..errors import (
     Timeout,
     UnmodelledAccess,
 )
-from ..firmware import build_example
-from ..paths import REPO_ROOT
-from .monitor import Emulation, MachineSlot, WaitOutcome, parse_time, resolve_path
-from .terminal import TerminalTester, TerminalTesterResult
+from atomsim.core.paths import REPO_ROOT
+from atomsim.emulator.machine import DEFAULT_MAX_INSTRUCTIONS, RunResult
+from atomsim.robot.monitor import Emulation, MachineSlot, WaitOutcome, parse_time, resolve_path
+from atomsim.robot.terminal import TerminalTester, TerminalTesterResult
+from atomsim.target.firmware import build_example
 
 DEFAULT_UART_TIMEOUT = 8.0  # seconds, Renode's default (UartKeywords.globalTimeout)
 

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..boards import Board, board_ids, get_board
-from ..emulator.machine import Machine, RunResult
-from ..errors import ConfigError
-from ..paths import REPO_ROOT
+from atomsim.boards import Board, board_ids, get_board
+from atomsim.core.errors import ConfigError
+from atomsim.core.paths import REPO_ROOT
+from atomsim.emulator.machine import Machine, RunResult
 
 SLICE_SECONDS = 1e-3  # emulated time run between two checks of a waiting keyword
 

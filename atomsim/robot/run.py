@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import robot as robotframework
-
-from ..boards import get_board
-from ..firmware import build_example
-from ..paths import REPO_ROOT, build_dir
+from atomsim.boards import get_board
+from atomsim.core.paths import REPO_ROOT, build_dir
+from atomsim.target.firmware import build_example
 
 SUITES_DIR = REPO_ROOT / "robot"
 KEYWORDS_RESOURCE = SUITES_DIR / "atomsim-renode-keywords.resource"

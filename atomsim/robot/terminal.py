@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .monitor import MachineSlot
+from atomsim.robot.monitor import MachineSlot
 
 REPORT_LINES = 12  # lines of UART history shown when an expectation fails
 

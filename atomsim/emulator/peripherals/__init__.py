@@ -7,12 +7,20 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from .base import Peripheral, UnmodelledRegister
-from .clocks import FlashIfF4, FlashIfH7, PwrF4, PwrF7, PwrH7, RccF4, RccH7
-from .dwt import Dwt
-from .scs import SystemControlSpace
-from .tag import Tag
-from .usart import UsartF4, UsartF7
+from atomsim.emulator.peripherals.base import Peripheral, UnmodelledRegister
+from atomsim.emulator.peripherals.clocks import (
+    FlashIfF4,
+    FlashIfH7,
+    PwrF4,
+    PwrF7,
+    PwrH7,
+    RccF4,
+    RccH7,
+)
+from atomsim.emulator.peripherals.dwt import Dwt
+from atomsim.emulator.peripherals.scs import SystemControlSpace
+from atomsim.emulator.peripherals.tag import Tag
+from atomsim.emulator.peripherals.usart import UsartF4, UsartF7
 
 MODELS: dict[str, type[Peripheral]] = {
     "IRQControllers.NVIC": SystemControlSpace,

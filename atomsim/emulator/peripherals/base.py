@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from ...platform import PeripheralDecl
-    from ..machine import Machine
+    from atomsim.boards.platform import PeripheralDecl
+    from atomsim.emulator.machine import Machine
 
 
 class UnmodelledRegister(Exception):

@@ -7,7 +7,7 @@ CMSIS-F7, CMSIS-H7 and the HAL sources, as restated in shared/reference/STM32-FA
 
 from __future__ import annotations
 
-from .base import Peripheral, follow, regs
+from atomsim.emulator.peripherals.base import Peripheral, follow, regs
 
 
 class RccF4(Peripheral):

@@ -7,7 +7,7 @@ modelled cycles of every block completed before the reading one. Source: CORE-CM
 
 from __future__ import annotations
 
-from .base import Peripheral, regs
+from atomsim.emulator.peripherals.base import Peripheral, regs
 
 CTRL, CYCCNT, LAR, LSR = 0x000, 0x004, 0xFB0, 0xFB4
 NUMCOMP_4 = 4 << 28

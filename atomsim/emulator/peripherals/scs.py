@@ -9,7 +9,7 @@ CFSR/HFSR/BFAR afterwards. Sources: M4TRM Table 4-1, CORE-CM7 (STM32-FACTS §3, 
 
 from __future__ import annotations
 
-from .base import Peripheral, Reg, regs
+from atomsim.emulator.peripherals.base import Peripheral, Reg, regs
 
 CPUID = {"cortex-m4": 0x410FC241, "cortex-m7": 0x411FC270}  # M7 value [U]: r1p0 assumed
 CFSR, HFSR, MMFAR, BFAR = 0xD28, 0xD2C, 0xD34, 0xD38

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from .base import Peripheral, regs
+from atomsim.emulator.peripherals.base import Peripheral, regs
 
 TXE, TC, RXNE = 1 << 7, 1 << 6, 1 << 5
 

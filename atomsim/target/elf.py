@@ -11,7 +11,7 @@ from elftools.common.exceptions import ELFError as _PyElfError
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from .errors import ElfError
+from atomsim.core.errors import ElfError
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,14 @@ from collections.abc import Sequence
 import capstone
 from capstone import arm as csarm
 
-from . import FLAG_HALT, BlockTiming, base_mnemonic, is_conditional, is_halt, writes_pc
+from atomsim.emulator.timing import (
+    FLAG_HALT,
+    BlockTiming,
+    base_mnemonic,
+    is_conditional,
+    is_halt,
+    writes_pc,
+)
 
 MISPREDICT = 4
 DIV_CYCLES = 7

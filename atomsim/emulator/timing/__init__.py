@@ -83,12 +83,12 @@ def is_halt(insns: Sequence[capstone.CsInsn]) -> bool:
 
 def model_for(core: str) -> TimingModel:
     """The default timing model for a core name from the board data."""
-    from .cortex_m4 import CortexM4Model
-    from .cortex_m7 import CortexM7Model
+    from atomsim.emulator.timing.cortex_m4 import CortexM4Model
+    from atomsim.emulator.timing.cortex_m7 import CortexM7Model
 
     models = {"cortex-m4": CortexM4Model, "cortex-m7": CortexM7Model}
     if core not in models:
-        from ..errors import ConfigError
+        from atomsim.core.errors import ConfigError
 
         raise ConfigError(f"no timing model for core {core!r}; known: {', '.join(models)}")
     return models[core]()

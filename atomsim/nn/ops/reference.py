@@ -1,7 +1,7 @@
 """Integer-exact numpy references of the int8 atom kernels (firmware/kernels, atomsim_nn.h).
 
 Each function takes the same parameters as its C kernel (a parameter record from
-``atomsim.ops.quant`` in place of the C struct, numpy arrays in place of pointers and dims) and
+``atomsim.nn.ops.quant`` in place of the C struct, numpy arrays in place of pointers and dims) and
 returns what the C kernel writes, bit for bit. Activations are int8 arrays shaped
 ``(1, H, W, C)`` (NHWC). Arithmetic runs in int64, vectorised over pixels and channels.
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from atomsim.errors import ConfigError
-from atomsim.ops.quant import (
+from atomsim.core.errors import ConfigError
+from atomsim.nn.ops.quant import (
     INT8_MAX,
     INT8_MIN,
     AddParams,

@@ -11,7 +11,7 @@ Field conventions (the paper's columns plus ours):
   writes an empty cell.
 * ``padding`` is always stored as a ``(top, left, bottom, right)`` tuple; the constructor also
   takes a single int (the same on every side). A Pad atom carries the padding it adds.
-  Convolutions lowered by :mod:`atomsim.lowering` have padding 0: X-CUBE-AI runs a separate Pad
+  Convolutions lowered by :mod:`atomsim.nn.lowering` have padding 0: X-CUBE-AI runs a separate Pad
   atom before every k>1 convolution.
 * ``activation`` is the activation fused into the kernel: ``none``, ``relu`` or ``relu6``.
 
@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from atomsim.errors import ConfigError
+from atomsim.core.errors import ConfigError
 
 CONV_TYPES = ("conv", "dw", "pw")
 ELEMENTWISE_TYPES = ("add", "mul", "mul_bcast")

@@ -8,7 +8,7 @@ tests/test_kernels_host.py checks every mirror against its C function.
 
 from __future__ import annotations
 
-from atomsim.errors import ConfigError
+from atomsim.core.errors import ConfigError
 
 Dims = tuple[int, int, int, int]
 VARIANTS = ("reference", "cortex_m_dsp")

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from atomsim.atoms import Atom
-from atomsim.errors import ConfigError
-from atomsim.lowering import Tensor, lower_block, lower_head
+from atomsim.core.errors import ConfigError
+from atomsim.nn.atoms import Atom
+from atomsim.nn.lowering import Tensor, lower_block, lower_head
 
 TABLE2_RESOLUTIONS = (256, 224, 192, 160, 128, 92, 80, 64, 48)
 

@@ -6,8 +6,8 @@
 ``buffers``    mirrors of the C ``*_get_buffer_size()`` functions, per kernel variant.
 """
 
-from atomsim.ops import buffers
-from atomsim.ops.quant import (
+from atomsim.nn.ops import buffers
+from atomsim.nn.ops.quant import (
     AddParams,
     ConvParams,
     FcParams,
@@ -32,7 +32,7 @@ from atomsim.ops.quant import (
     requantize,
     srdhm,
 )
-from atomsim.ops.reference import (
+from atomsim.nn.ops.reference import (
     add_s8,
     avgpool_s8,
     conv_s8,

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from atomsim.atoms import Atom, total_macs
-from atomsim.errors import ConfigError
+from atomsim.core.errors import ConfigError
+from atomsim.nn.atoms import Atom, total_macs
 
 BLOCK_TYPES = ("conv", "sep", "mbconv", "convnext")
 

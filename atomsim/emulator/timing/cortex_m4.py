@@ -13,7 +13,14 @@ from collections.abc import Sequence
 import capstone
 from capstone import arm as csarm
 
-from . import FLAG_HALT, BlockTiming, base_mnemonic, is_conditional, is_halt, writes_pc
+from atomsim.emulator.timing import (
+    FLAG_HALT,
+    BlockTiming,
+    base_mnemonic,
+    is_conditional,
+    is_halt,
+    writes_pc,
+)
 
 # Pipeline refill after a taken branch: the TRM gives 1 to 3 cycles; 2 is used (GCC's M4
 # model charges 3 cycles for a branch, i.e. 1+2).

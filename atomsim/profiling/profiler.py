@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ops
-from .atoms import Atom
-from .boards import Board
-from .emulator.machine import EMULATOR_VERSION, Machine, RunResult
-from .errors import AtomSimError, ConfigError, DoesNotFit
-from .firmware import build
-from .ops import buffers
-from .ops import quant as q
-from .paths import FIRMWARE_DIR
+from atomsim.boards import Board
+from atomsim.core.errors import AtomSimError, ConfigError, DoesNotFit
+from atomsim.core.paths import FIRMWARE_DIR
+from atomsim.emulator.machine import EMULATOR_VERSION, Machine, RunResult
+from atomsim.nn import ops
+from atomsim.nn.atoms import Atom
+from atomsim.nn.ops import buffers
+from atomsim.nn.ops import quant as q
+from atomsim.target.firmware import build
 
 KERNELS_DIR = FIRMWARE_DIR / "kernels"
 HARNESS_SRC = FIRMWARE_DIR / "harness" / "harness.c"
@@ -324,7 +324,7 @@ class Profiler:
 
     def profile(self, atom: Atom):
         """Measure one atom; returns an atomsim.db.Measurement."""
-        from .db import Measurement
+        from atomsim.db import Measurement
 
         r = self.run_case(case_for_atom(atom))
         return Measurement(

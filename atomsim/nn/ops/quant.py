@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from atomsim.errors import ConfigError
+from atomsim.core.errors import ConfigError
 
 INT8_MIN, INT8_MAX = -128, 127
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1

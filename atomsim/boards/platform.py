@@ -4,7 +4,7 @@ The same ``renode_platforms/*.repl`` files drive Renode and AtomSim's own emulat
 emulator's memory map can never drift from the one Renode is given. This module reads them
 into frozen dataclasses; it knows nothing about how a peripheral behaves.
 
-The subset, line by line (anything else is a :class:`~atomsim.errors.ConfigError` naming
+The subset, line by line (anything else is a :class:`~atomsim.core.errors.ConfigError` naming
 ``file:line`` and the offending text):
 
 - comments: ``// to end of line`` and ``/* block */``
@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from atomsim.errors import ConfigError
+from atomsim.core.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BUS_END = 1 << 32
 MEMORY_TYPE = "Memory.MappedMemory"
 CPU_TYPE_PREFIX = "CPU."

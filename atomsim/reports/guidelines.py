@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from atomsim.core.errors import ConfigError
 from atomsim.db.store import AtomDB, Measurement
-from atomsim.errors import ConfigError
 
 _FLASH_TYPES = ("dw", "pw", "conv")
 _ELEMENTWISE = ("add", "mul", "mul_bcast")

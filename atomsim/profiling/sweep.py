@@ -16,10 +16,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atoms import Atom
-from .boards import get_board
-from .db import AtomDB, Measurement
-from .errors import AtomSimError, ConfigError
+from atomsim.boards import get_board
+from atomsim.core.errors import AtomSimError, ConfigError
+from atomsim.db import AtomDB, Measurement
+from atomsim.nn.atoms import Atom
 
 RETRIES = 2
 _PROFILERS: dict[tuple[str, str], object] = {}
@@ -55,7 +55,7 @@ def _crash_injection(key: str) -> None:
 def profile_batch(board_id: str, variant: str, atoms: Sequence[Atom]
                   ) -> tuple[list[Measurement], list[tuple[str, str]]]:
     """Worker entry point: measure atoms; per-atom errors come back as (key, reason)."""
-    from .profiler import Profiler
+    from atomsim.profiling.profiler import Profiler
 
     prof = _PROFILERS.get((board_id, variant))
     if prof is None:
@@ -79,7 +79,7 @@ def sweep(board_id: str, atoms: Iterable[Atom], db_path: str | Path, *,
           scheduler: str | None = None,
           progress: Callable[[int, int], None] | None = None) -> SweepReport:
     """Profile ``atoms`` on a board into the database at ``db_path``; see the module doc."""
-    from .profiler import DEFAULT_VARIANT, VARIANTS
+    from atomsim.profiling.profiler import DEFAULT_VARIANT, VARIANTS
 
     variant = variant or DEFAULT_VARIANT
     if variant not in VARIANTS:

@@ -1,7 +1,7 @@
 """Kernel additivity: a block run whole as one firmware vs the sum of its atoms from AtomDB.
 
 The paper measured under 0.1 % deviation on a real MCU (one core, in order, no OS). Here each
-block of the search space is lowered to atoms (atomsim.lowering), every atom is measured on its
+block of the search space is lowered to atoms (atomsim.nn.lowering), every atom is measured on its
 own into AtomDB, the database sums them, and the same atoms run back to back in one harness run
 give the whole-block figure. The deviation is the call and loop overhead the atoms do not see.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .boards import get_board
-from .db import AtomDB
-from .lowering import Tensor, lower_convnext, lower_mbconv, lower_sep
-from .profiler import DEFAULT_VARIANT, Profiler, case_for_atom
+from atomsim.boards import get_board
+from atomsim.db import AtomDB
+from atomsim.nn.lowering import Tensor, lower_convnext, lower_mbconv, lower_sep
+from atomsim.profiling.profiler import DEFAULT_VARIANT, Profiler, case_for_atom
 
 # Blocks at a size every board can hold (activations well under the F412's 240 KB arena).
 BLOCKS = {

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import unicorn
 from unicorn import arm_const as A
@@ -40,6 +39,7 @@ from atomsim.emulator.peripherals import MODELS, Tag, UnmodelledRegister, model_
 from atomsim.emulator.peripherals.scs import SystemControlSpace
 from atomsim.emulator.timing import decode, model_for
 from atomsim.target import elf as elfmod
+from atomsim.target.backend import Marker, RunResult
 from atomsim.target.firmware import STACK_GUARD_BYTES
 
 PAGE = 0x400  # Unicorn's ARM page: every mapping is aligned to it
@@ -57,93 +57,6 @@ SEMIHOSTING_BKPT = 0xAB
 MARKER_BEGIN, MARKER_END = 0x01, 0x02
 
 _CPU_MODEL = {"cortex-m4": A.UC_CPU_ARM_CORTEX_M4, "cortex-m7": A.UC_CPU_ARM_CORTEX_M7}
-
-
-@dataclass
-class Marker:
-    """Counter snapshot at a profiling marker (BKPT 0x01 / 0x02 in AtomSim firmware)."""
-
-    kind: str
-    pc: int
-    instructions: int
-    cycles: int
-    sp: int
-
-
-@dataclass
-class RunResult:
-    """Everything a run produced. ``status`` is 'ok' or the error's status name."""
-
-    board: str
-    status: str
-    uart: str
-    instructions: int
-    cycles: int
-    clock_hz: int
-    flash_bytes: int
-    static_ram_bytes: int
-    stack_bytes: int
-    heap_bytes: int
-    exit_code: int | None
-    end_reason: str
-    error: AtomSimError | None = None
-    markers: list[Marker] = field(default_factory=list)
-    semihosting_output: str = ""
-    firmware_sha256: str = ""
-    timing_model: str = ""
-
-    @property
-    def latency_ms(self) -> float:
-        """Modelled cycles at the board clock."""
-        return self.cycles / self.clock_hz * 1e3
-
-    @property
-    def renode_style_ms(self) -> float:
-        """What Renode's estimate gives: instructions ÷ MIPS (one instruction per cycle)."""
-        return self.instructions / self.clock_hz * 1e3
-
-    @property
-    def peak_ram_bytes(self) -> int:
-        """Static data + stack high-water mark + heap peak."""
-        return self.static_ram_bytes + self.stack_bytes + self.heap_bytes
-
-    def raise_for_status(self) -> RunResult:
-        """Raise the run's error, if any; return self otherwise."""
-        if self.error is not None:
-            raise self.error
-        return self
-
-    def to_dict(self) -> dict:
-        """The JSON form printed by ``atomsim run --json``."""
-        d = {
-            "board": self.board, "status": self.status, "uart": self.uart,
-            "instructions": self.instructions, "cycles": self.cycles,
-            "latency_ms": self.latency_ms, "renode_style_latency_ms": self.renode_style_ms,
-            "clock_hz": self.clock_hz, "flash_bytes": self.flash_bytes,
-            "static_ram_bytes": self.static_ram_bytes, "stack_bytes": self.stack_bytes,
-            "heap_bytes": self.heap_bytes, "peak_ram_bytes": self.peak_ram_bytes,
-            "exit_code": self.exit_code, "end_reason": self.end_reason,
-            "firmware_sha256": self.firmware_sha256, "timing_model": self.timing_model,
-            "emulator": EMULATOR_VERSION,
-            "markers": [m.__dict__ for m in self.markers],
-        }
-        if self.semihosting_output:
-            d["semihosting_output"] = self.semihosting_output
-        if self.error is not None:
-            d["error"] = {"type": type(self.error).__name__, "message": str(self.error),
-                          **_error_details(self.error)}
-        return d
-
-
-def _error_details(err: AtomSimError) -> dict:
-    keys = ("pc", "address", "access", "size", "cfsr", "hfsr", "bfar", "mmfar", "reason",
-            "budget", "code", "stack_bottom")
-    out = {}
-    for k in keys:
-        v = getattr(err, k, None)
-        if v is not None:
-            out[k] = v
-    return out
 
 
 class _Stop(Exception):
@@ -584,7 +497,8 @@ class Machine:
             heap_bytes=self._heap_peak(), exit_code=exit_code, end_reason=end or (
                 err.status if err else ""), error=err, markers=list(self.markers),
             semihosting_output=self._semihost.decode(errors="replace"),
-            firmware_sha256=fw.sha256, timing_model=self.timing.version)
+            firmware_sha256=fw.sha256, timing_model=self.timing.version,
+            backend=EMULATOR_VERSION)
 
     def _fail_text(self) -> str:
         for line in reversed(self.uart_text(self.board.console).splitlines()):
@@ -655,6 +569,20 @@ class Machine:
         if model is None or not hasattr(model, "receive"):
             raise AtomSimError(f"no UART named {name!r} on {self.board.id}")
         model.receive(data)
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        """Write target memory (a bad address is an UnmodelledAccess, not a Unicorn error)."""
+        try:
+            self.uc.mem_write(address, bytes(data))
+        except unicorn.UcError:
+            raise UnmodelledAccess(address, "write", len(data), self.pc) from None
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        """Read target memory."""
+        try:
+            return bytes(self.uc.mem_read(address, size))
+        except unicorn.UcError:
+            raise UnmodelledAccess(address, "read", size, self.pc) from None
 
     def read_u32(self, address: int) -> int:
         """Bus read of a word: memory or a peripheral register."""

@@ -21,11 +21,12 @@ import numpy as np
 from atomsim.boards import Board
 from atomsim.core.errors import AtomSimError, ConfigError, DoesNotFit
 from atomsim.core.paths import FIRMWARE_DIR
-from atomsim.emulator.machine import EMULATOR_VERSION, Machine, RunResult
+from atomsim.emulator.machine import Machine
 from atomsim.nn import ops
 from atomsim.nn.atoms import Atom
 from atomsim.nn.ops import buffers
 from atomsim.nn.ops import quant as q
+from atomsim.target.backend import Backend, RunResult
 from atomsim.target.firmware import build
 
 KERNELS_DIR = FIRMWARE_DIR / "kernels"
@@ -241,13 +242,17 @@ def expected_output(case: Case) -> np.ndarray:
 
 
 class Profiler:
-    """Runs cases and atoms on one board with one kernel variant (one harness, one machine)."""
+    """Runs cases and atoms on one board with one kernel variant (one harness, one target).
 
-    def __init__(self, board: Board, variant: str = DEFAULT_VARIANT):
+    The target is any :class:`~atomsim.target.backend.Backend`; the embedded emulator by default.
+    """
+
+    def __init__(self, board: Board, variant: str = DEFAULT_VARIANT,
+                 target: Backend | None = None):
         self.board, self.variant = board, variant
         self.elf = harness_elf(board, variant)
-        self.machine = Machine(board)
-        self.firmware = self.machine.load(self.elf)
+        self.target: Backend = target if target is not None else Machine(board)
+        self.firmware = self.target.load(self.elf)
         fw = self.firmware
         self._jobs, self._njobs = fw.symbol("atomsim_jobs"), fw.symbol("atomsim_njobs")
         self._flash = ((fw.symbol("__flash_used_end") + 7) & ~7, board.flash.end)
@@ -259,9 +264,9 @@ class Profiler:
         """Place a case, run it, read the output back; raises on firmware errors."""
         run, (begin, end), outs, scratch = self._run([case], chain=False)
         out_addr, out_size = outs[0]
-        top = self.machine.initial_sp
+        top = self.target.initial_sp
         kernel_stack = max(0, run.stack_bytes - (top - begin.sp))
-        output = np.frombuffer(bytes(self.machine.uc.mem_read(out_addr, out_size)),
+        output = np.frombuffer(self.target.read_memory(out_addr, out_size),
                                dtype=np.int8)
         activations = case.input.nbytes + (case.input2.nbytes if case.input2 is not None
                                            else 0) + out_size
@@ -284,7 +289,7 @@ class Profiler:
             raise ConfigError(f"a harness run takes 1 to {MAX_JOBS} kernels, got {len(cases)}")
         flash = _Allocator("flash", *self._flash)
         arena = _Allocator("ram (activation arena)", *self._arena)
-        mem = self.machine.uc
+        mem = self.target
         jobs, outs, scratches = [], [], []
         prev_out = None
         for case in cases:
@@ -303,7 +308,7 @@ class Profiler:
             scratch = arena.reserve(scratch_size) if scratch_size else 0
             flash.check()
             arena.check()
-            mem.mem_write(out, b"\x5a" * out_size)  # poison: an unwritten output cannot pass
+            mem.write_memory(out, b"\x5a" * out_size)  # poison: an unwritten output cannot pass
             params = list(case.params) + [0] * (16 - len(case.params))
             jobs.append(_JOB.pack(JOB_MAGIC, _JOB.size, OPS[case.op], 0, *case.in_dims,
                                   *case.in2_dims, *case.filter_dims, *case.out_dims, *params,
@@ -312,10 +317,10 @@ class Profiler:
             outs.append((out, out_size))
             scratches.append(scratch_size)
             prev_out = (out, tuple(case.out_dims))
-        mem.mem_write(self._jobs, b"".join(jobs))
-        mem.mem_write(self._njobs, struct.pack("<I", len(jobs)))
-        self.machine.reset()
-        run = self.machine.run(MAX_INSTRUCTIONS)
+        mem.write_memory(self._jobs, b"".join(jobs))
+        mem.write_memory(self._njobs, struct.pack("<I", len(jobs)))
+        self.target.reset()
+        run = self.target.run(MAX_INSTRUCTIONS)
         run.raise_for_status()
         marks = {m.kind: m for m in run.markers}
         if set(marks) != {"begin", "end"}:
@@ -332,11 +337,11 @@ class Profiler:
             kernel_variant=self.variant, source="emulator", cycles=r.cycles,
             instructions=r.instructions, sram_bytes=r.sram_bytes, flash_bytes=atom.flash_bytes,
             firmware_hash=self.firmware.sha256[:16], timing_model_version=r.run.timing_model,
-            emulator_version=EMULATOR_VERSION)
+            emulator_version=r.run.backend)
 
     def close(self) -> None:
         """Release the machine."""
-        self.machine.close()
+        self.target.close()
 
 
 @dataclass
@@ -354,13 +359,13 @@ class _Allocator:
         self.cursor = (self.cursor + size + 7) & ~7
         return addr
 
-    def put(self, uc, array: np.ndarray | None) -> int:
+    def put(self, target: Backend, array: np.ndarray | None) -> int:
         if array is None:
             return 0
         data = np.ascontiguousarray(array).tobytes()
         addr = self.reserve(len(data))
         if self.cursor <= self.end:
-            uc.mem_write(addr, data)
+            target.write_memory(addr, data)
         return addr
 
     def check(self) -> None:

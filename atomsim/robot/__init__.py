@@ -27,9 +27,10 @@ from atomsim.core.errors import (
     UnmodelledAccess,
 )
 from atomsim.core.paths import REPO_ROOT
-from atomsim.emulator.machine import DEFAULT_MAX_INSTRUCTIONS, RunResult
+from atomsim.emulator.machine import DEFAULT_MAX_INSTRUCTIONS
 from atomsim.robot.monitor import Emulation, MachineSlot, WaitOutcome, parse_time, resolve_path
 from atomsim.robot.terminal import TerminalTester, TerminalTesterResult
+from atomsim.target.backend import RunResult
 from atomsim.target.firmware import build_example
 
 DEFAULT_UART_TIMEOUT = 8.0  # seconds, Renode's default (UartKeywords.globalTimeout)

@@ -19,7 +19,8 @@ from pathlib import Path
 from atomsim.boards import Board, board_ids, get_board
 from atomsim.core.errors import ConfigError
 from atomsim.core.paths import REPO_ROOT
-from atomsim.emulator.machine import Machine, RunResult
+from atomsim.emulator.machine import Machine
+from atomsim.target.backend import RunResult
 
 SLICE_SECONDS = 1e-3  # emulated time run between two checks of a waiting keyword
 

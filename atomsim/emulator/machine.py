@@ -86,6 +86,7 @@ class Machine:
         self.markers: list[Marker] = []
         self.firmware: elfmod.Firmware | None = None
         self.finished: RunResult | None = None
+        self.initial_sp = 0
         self.idle_skip = True  # see _idle_poll; exact, so on by default
         self._timings: dict[tuple[int, int], tuple[int, int, int, int]] = {}
         self._pure: dict[tuple[int, int], bool] = {}
@@ -562,6 +563,10 @@ class Machine:
     def uart_text(self, name: str) -> str:
         """Everything a USART has transmitted since reset."""
         return self._uart.get(name, bytearray()).decode(errors="replace")
+
+    def uarts(self) -> list[str]:
+        """Names of the board's UARTs (peripherals that can receive)."""
+        return [n for n, p in self.peripherals.items() if hasattr(p, "receive")]
 
     def uart_write(self, name: str, data: bytes) -> None:
         """Send bytes to a USART's RX line."""

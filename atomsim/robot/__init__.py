@@ -111,8 +111,8 @@ class AtomSimLibrary:
         slot = self.emulation.slot(machine)
         m = self.emulation.machine(machine)
         name = uart.removeprefix("sysbus.")
-        if not hasattr(m.peripherals.get(name), "receive"):
-            uarts = [n for n, p in m.peripherals.items() if hasattr(p, "receive")]
+        uarts = m.uarts()
+        if name not in uarts:
             raise ConfigError(f"no UART {uart!r} on machine {slot.name!r} ({m.board.id}); "
                               f"UARTs: {', '.join('sysbus.' + u for u in uarts)}")
         self.default_wait_for_echo = True if defaultWaitForEcho is None else defaultWaitForEcho

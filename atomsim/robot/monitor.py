@@ -20,7 +20,7 @@ from atomsim.boards import Board, board_ids, get_board
 from atomsim.core.errors import ConfigError
 from atomsim.core.paths import REPO_ROOT
 from atomsim.emulator.machine import Machine
-from atomsim.target.backend import RunResult
+from atomsim.target.backend import Backend, RunResult
 
 SLICE_SECONDS = 1e-3  # emulated time run between two checks of a waiting keyword
 
@@ -42,7 +42,7 @@ class MachineSlot:
     """One ``mach create``: the machine exists once a platform file gives it a board."""
 
     name: str
-    machine: Machine | None = None
+    machine: Backend | None = None
     renode_only: list[str] = field(default_factory=list)  # from LoadPlatformDescriptionFromString
     elf: Path | None = None
 
@@ -106,7 +106,7 @@ class Emulation:
             raise ConfigError("no machine selected: run `mach create` first")
         return self.slots[self.current]
 
-    def machine(self, name: str | None = None) -> Machine:
+    def machine(self, name: str | None = None) -> Backend:
         """The emulator of the named (or current) machine; it needs a platform file."""
         slot = self.slot(name)
         if slot.machine is None:

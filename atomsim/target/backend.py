@@ -121,6 +121,14 @@ class Backend(Protocol):
     finished: RunResult | None  # the final result once the firmware has ended
     initial_sp: int  # the stack pointer the core started with (from the vector table)
     uart_listeners: list[Callable[[str, int], None]]  # called per transmitted byte
+    markers: list[Marker]  # profiling markers of the current run, in order
+
+    @property
+    def pc(self) -> int:
+        """The core's program counter (without the Thumb bit)."""
+
+    def vector_table(self) -> int:
+        """Address of the loaded firmware's vector table."""
 
     def load(self, path: Path | str) -> Firmware:
         """Load an ELF and reset the core."""
@@ -134,12 +142,21 @@ class Backend(Protocol):
     def read_memory(self, address: int, size: int) -> bytes:
         """Read target memory."""
 
+    def read_u32(self, address: int) -> int:
+        """Bus read of a word: memory or a peripheral register (as a debugger reads it)."""
+
+    def write_u32(self, address: int, value: int) -> None:
+        """Bus write of a word: memory or a peripheral register."""
+
     def run(self, max_instructions: int = ..., max_cycles: int | None = None) -> RunResult:
         """Run until the firmware ends, faults, or a budget runs out; with ``max_cycles`` the
         run pauses (status 'running') and a later call continues exactly there."""
 
     def cycles(self) -> int:
         """Cycles of emulated (or measured) time so far: the backend's time source."""
+
+    def uarts(self) -> list[str]:
+        """Names of the target's UARTs."""
 
     def uart_write(self, name: str, data: bytes) -> None:
         """Send bytes to a UART's RX line."""

@@ -1,10 +1,12 @@
 /*
  * Profiling harness: one firmware per board and kernel variant runs ANY atom configuration
- * without recompiling. The host writes a job descriptor into `atomsim_job`, the weights and
+ * without recompiling. The host writes a job descriptor into `atomsim_jobs`, the weights and
  * bias into free flash (where a deployment keeps them) and the input into the arena (free RAM),
  * then runs; the harness calls the kernel between two profiling markers and exits with the
- * kernel's status. The descriptor layout is mirrored in atomsim/profiler.py (JOB_FIELDS); the
- * harness refuses a descriptor whose magic or size does not match.
+ * kernel's status. This file is the one definition of the descriptor: the host reads its
+ * layout, the op ids and the job limit from this firmware's DWARF (atomsim/target/contract.py)
+ * and packs fields by name. The harness still refuses a descriptor whose magic or size does
+ * not match.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -12,28 +14,22 @@
 #include "atomsim_nn.h"
 #include "atomsim_rt.h"
 
-#define JOB_MAGIC 0x41544F4Du /* "ATOM" */
+enum atomsim_harness {
+    ATOMSIM_HARNESS_MAGIC = 0x41544F4D, /* "ATOM" */
+};
 
-enum op {
-    OP_PAD = 1,
-    OP_CONV = 2,
-    OP_DW = 3,
-    OP_PW = 4,
-    OP_FC = 5,
-    OP_ADD = 6,
-    OP_MUL = 7,
-    OP_AVGPOOL = 8,
-    OP_MAXPOOL = 9,
-    OP_GLOBAL_AVGPOOL = 10,
-    OP_RELU = 11,
-    OP_HARD_SWISH = 12,
-    OP_HARD_SIGMOID = 13,
+/* ATOMSIM_OP_<NAME> = 1, 2, ... in the order of ATOMSIM_KERNELS (atomsim_nn.h). */
+enum atomsim_op {
+    ATOMSIM_OP_NONE = 0,
+#define ATOMSIM_OP_ID(NAME, name, ARGS) ATOMSIM_OP_##NAME,
+    ATOMSIM_KERNELS(ATOMSIM_OP_ID)
+#undef ATOMSIM_OP_ID
 };
 
 typedef struct {
     uint32_t magic;
     uint32_t size; /* sizeof(atomsim_job_t) as the host computed it */
-    uint32_t op;
+    uint32_t op;   /* enum atomsim_op */
     int32_t status;
     atomsim_dims in_dims, in2_dims, filter_dims, out_dims;
     int32_t params[16]; /* the op's parameter struct, int32 fields in declaration order */
@@ -56,45 +52,35 @@ typedef struct {
 volatile atomsim_job_t atomsim_jobs[MAX_JOBS] __attribute__((used, section(".noinit")));
 volatile uint32_t atomsim_njobs __attribute__((used, section(".noinit")));
 
+/* One call per argument pattern of ATOMSIM_KERNELS: the job fields each kernel takes. */
+#define ATOMSIM_CALL_PAD(name)                                                                 \
+    atomsim_##name##_s8(&ctx, p, &j->in_dims, j->input, &j->out_dims, j->output)
+#define ATOMSIM_CALL_CONV(name)                                                                \
+    atomsim_##name##_s8(&ctx, p, &q, &j->in_dims, j->input, &j->filter_dims, j->filter,       \
+                        j->bias, &j->out_dims, j->output)
+#define ATOMSIM_CALL_BINARY(name)                                                              \
+    atomsim_##name##_s8(&ctx, p, &j->in_dims, j->input, j->input2, j->output)
+#define ATOMSIM_CALL_BROADCAST(name)                                                           \
+    atomsim_##name##_s8(&ctx, p, &j->in_dims, j->input, &j->in2_dims, j->input2, j->output)
+#define ATOMSIM_CALL_POOL(name)                                                                \
+    atomsim_##name##_s8(&ctx, p, &j->in_dims, j->input, &j->filter_dims, &j->out_dims,       \
+                        j->output)
+#define ATOMSIM_CALL_RANGE(name)                                                               \
+    atomsim_##name##_s8(&ctx, j->params[0], j->params[1], &j->in_dims, j->input, j->output)
+#define ATOMSIM_CALL_UNARY(name) atomsim_##name##_s8(&ctx, p, &j->in_dims, j->input, j->output)
+#define ATOMSIM_CALL_TABLE(name)                                                               \
+    atomsim_##name##_s8(&ctx, j->filter, &j->in_dims, j->input, j->output)
+
 static atomsim_status dispatch(const atomsim_job_t *j) {
     const atomsim_context ctx = {j->scratch, j->scratch_size};
     const atomsim_per_channel_quant_params q = {j->multiplier, j->shift};
     const void *p = j->params;
     switch (j->op) {
-    case OP_PAD:
-        return atomsim_pad_s8(&ctx, p, &j->in_dims, j->input, &j->out_dims, j->output);
-    case OP_CONV:
-        return atomsim_conv_s8(&ctx, p, &q, &j->in_dims, j->input, &j->filter_dims, j->filter,
-                               j->bias, &j->out_dims, j->output);
-    case OP_DW:
-        return atomsim_depthwise_conv_s8(&ctx, p, &q, &j->in_dims, j->input, &j->filter_dims,
-                                         j->filter, j->bias, &j->out_dims, j->output);
-    case OP_PW:
-        return atomsim_pointwise_conv_s8(&ctx, p, &q, &j->in_dims, j->input, &j->filter_dims,
-                                         j->filter, j->bias, &j->out_dims, j->output);
-    case OP_FC:
-        return atomsim_fully_connected_s8(&ctx, p, &q, &j->in_dims, j->input, &j->filter_dims,
-                                          j->filter, j->bias, &j->out_dims, j->output);
-    case OP_ADD:
-        return atomsim_add_s8(&ctx, p, &j->in_dims, j->input, j->input2, j->output);
-    case OP_MUL:
-        return atomsim_mul_s8(&ctx, p, &j->in_dims, j->input, &j->in2_dims, j->input2,
-                              j->output);
-    case OP_AVGPOOL:
-        return atomsim_avgpool_s8(&ctx, p, &j->in_dims, j->input, &j->filter_dims,
-                                  &j->out_dims, j->output);
-    case OP_MAXPOOL:
-        return atomsim_maxpool_s8(&ctx, p, &j->in_dims, j->input, &j->filter_dims,
-                                  &j->out_dims, j->output);
-    case OP_GLOBAL_AVGPOOL:
-        return atomsim_global_avgpool_s8(&ctx, j->params[0], j->params[1], &j->in_dims,
-                                         j->input, j->output);
-    case OP_RELU:
-        return atomsim_relu_s8(&ctx, p, &j->in_dims, j->input, j->output);
-    case OP_HARD_SWISH:
-        return atomsim_hard_swish_s8(&ctx, p, &j->in_dims, j->input, j->output);
-    case OP_HARD_SIGMOID:
-        return atomsim_hard_sigmoid_s8(&ctx, j->filter, &j->in_dims, j->input, j->output);
+#define ATOMSIM_OP_CASE(NAME, name, ARGS)                                                      \
+    case ATOMSIM_OP_##NAME:                                                                    \
+        return ATOMSIM_CALL_##ARGS(name);
+        ATOMSIM_KERNELS(ATOMSIM_OP_CASE)
+#undef ATOMSIM_OP_CASE
     default:
         return ATOMSIM_ARG_ERROR;
     }
@@ -108,7 +94,7 @@ int main(void) {
     if (n == 0 || n > MAX_JOBS)
         atomsim_fail("job count out of range");
     for (uint32_t i = 0; i < n; i++) {
-        if (jobs[i].magic != JOB_MAGIC)
+        if (jobs[i].magic != ATOMSIM_HARNESS_MAGIC)
             atomsim_fail("no job descriptor (bad magic)");
         if (jobs[i].size != sizeof(atomsim_job_t))
             atomsim_fail("job descriptor size differs between host and firmware");

@@ -302,6 +302,28 @@ atomsim_status atomsim_hard_sigmoid_s8(const atomsim_context *ctx, const int8_t 
                                        int8_t *output);
 int32_t atomsim_hard_sigmoid_s8_get_buffer_size(const atomsim_dims *dims);
 
+/* ---------------------------------------------------------------- kernel list ----------- */
+
+/* Every kernel once, for the profiling harness: X(NAME, name, ARGS). The harness derives its
+ * op ids (ATOMSIM_OP_<NAME>, numbered from 1 in this order) and its dispatch from this list;
+ * ARGS names the argument pattern (one ATOMSIM_CALL_<ARGS> in firmware/harness/harness.c).
+ * The host reads the ids from the harness's DWARF; `name` is the operator's name in
+ * atomsim/nn/registry.py. Append new kernels at the end (ids stay stable). */
+#define ATOMSIM_KERNELS(X)                                                                     \
+    X(PAD, pad, PAD)                                                                           \
+    X(CONV, conv, CONV)                                                                        \
+    X(DEPTHWISE_CONV, depthwise_conv, CONV)                                                    \
+    X(POINTWISE_CONV, pointwise_conv, CONV)                                                    \
+    X(FULLY_CONNECTED, fully_connected, CONV)                                                  \
+    X(ADD, add, BINARY)                                                                        \
+    X(MUL, mul, BROADCAST)                                                                     \
+    X(AVGPOOL, avgpool, POOL)                                                                  \
+    X(MAXPOOL, maxpool, POOL)                                                                  \
+    X(GLOBAL_AVGPOOL, global_avgpool, RANGE)                                                   \
+    X(RELU, relu, UNARY)                                                                       \
+    X(HARD_SWISH, hard_swish, UNARY)                                                           \
+    X(HARD_SIGMOID, hard_sigmoid, TABLE)
+
 #ifdef __cplusplus
 }
 #endif

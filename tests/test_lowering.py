@@ -8,11 +8,11 @@ import pytest
 
 from atomsim.core.errors import ConfigError
 from atomsim.nn.atoms import CONV_TYPES
+from atomsim.nn.frontends.mcunet import load_proxyless_json
 from atomsim.nn.lowering import (
     NetworkConfig,
     StageConfig,
     Tensor,
-    load_proxyless_json,
     lower_convnext,
     lower_head,
     lower_mbconv,

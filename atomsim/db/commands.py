@@ -11,10 +11,10 @@ from typing import Any
 from atomsim.db.store import AtomDB
 
 
-def db_stats(db_path: str | Path) -> dict[str, Any]:
-    """``atomsim db stats DB``: counts per board, source, kernel variant and atom type."""
+def db_stats(db_path: str | Path, *, board: str | None = None) -> dict[str, Any]:
+    """``atomsim db stats DB [--board]``: counts per board, source, kernel variant, atom type."""
     with AtomDB.open(db_path, must_exist=True) as db:
-        return db.stats()
+        return db.stats(board=board)
 
 
 def format_stats(stats: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 from atomsim.boards import Board
 from atomsim.core.errors import AtomSimError, ConfigError, DoesNotFit
 from atomsim.core.paths import FIRMWARE_DIR
+from atomsim.core.settings import ProfileSettings
 from atomsim.emulator.machine import Machine
 from atomsim.nn import ops
 from atomsim.nn.atoms import Atom
@@ -32,7 +33,7 @@ from atomsim.target.firmware import build
 KERNELS_DIR = FIRMWARE_DIR / "kernels"
 HARNESS_SRC = FIRMWARE_DIR / "harness" / "harness.c"
 VARIANTS = buffers.VARIANTS  # folder names under firmware/kernels/ besides reference/include
-DEFAULT_VARIANT = "cortex_m_dsp"
+DEFAULT_VARIANT = ProfileSettings.variant  # declared once, in core.settings
 JOB_MAGIC = 0x41544F4D
 # Mirror of atomsim_job_t (firmware/harness/harness.c): magic, size, op, status, 4 dims,
 # params[16], input, input2, filter, bias, multiplier, shift, output, scratch, scratch_size.
@@ -40,7 +41,7 @@ _JOB = struct.Struct("<4I16i16i8Ii")
 OPS = {"pad": 1, "conv": 2, "dw": 3, "pw": 4, "fc": 5, "add": 6, "mul": 7, "mul_bcast": 7,
        "avgpool": 8, "maxpool": 9, "global_avgpool": 10, "relu": 11, "relu6": 11,
        "hard_swish": 12, "hard_sigmoid": 13}
-MAX_INSTRUCTIONS = 4_000_000_000
+MAX_INSTRUCTIONS = ProfileSettings.max_instructions
 MAX_JOBS = 16  # atomsim_jobs[] in harness.c
 
 

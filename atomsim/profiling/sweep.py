@@ -18,6 +18,7 @@ from pathlib import Path
 
 from atomsim.boards import get_board
 from atomsim.core.errors import AtomSimError, ConfigError
+from atomsim.core.settings import SweepSettings
 from atomsim.db import AtomDB, Measurement
 from atomsim.nn.atoms import Atom
 
@@ -75,8 +76,8 @@ def _batches(atoms: list[Atom], size: int) -> list[list[Atom]]:
 
 
 def sweep(board_id: str, atoms: Iterable[Atom], db_path: str | Path, *,
-          variant: str | None = None, workers: int | None = None, batch_size: int = 8,
-          scheduler: str | None = None,
+          variant: str | None = None, workers: int | None = None,
+          batch_size: int = SweepSettings.batch_size, scheduler: str | None = None,
           progress: Callable[[int, int], None] | None = None) -> SweepReport:
     """Profile ``atoms`` on a board into the database at ``db_path``; see the module doc."""
     from atomsim.profiling.profiler import DEFAULT_VARIANT, VARIANTS

@@ -3,14 +3,18 @@
 ``quant``      TFLite fixed-point arithmetic and parameter builders (+ parameter records whose
                field order is the C structs' order in atomsim_nn.h);
 ``reference``  one function per kernel, bit-identical to the C kernels;
-``buffers``    mirrors of the C ``*_get_buffer_size()`` functions, per kernel variant.
+``buffers``    mirrors of the C ``*_get_buffer_size()`` functions, per kernel variant;
+``cases``      ``KernelCall`` (one concrete kernel invocation) and every operator's named shape
+               cases with their data generator.
+atomsim.nn.registry ties them together, one record per operator.
 """
 
-from atomsim.nn.ops import buffers
+from atomsim.nn.ops import buffers, cases
 from atomsim.nn.ops.quant import (
     AddParams,
     ConvParams,
     FcParams,
+    GlobalPoolParams,
     HardSwishParams,
     MulParams,
     PadParams,
@@ -49,9 +53,10 @@ from atomsim.nn.ops.reference import (
 )
 
 __all__ = [
-    "AddParams", "ConvParams", "FcParams", "HardSwishParams", "MulParams", "PadParams",
-    "PoolParams", "ReluParams", "activation_range", "add_quant_params", "add_s8",
-    "avgpool_s8", "buffers", "conv_output_size", "conv_s8", "depthwise_conv_s8",
+    "AddParams", "ConvParams", "FcParams", "GlobalPoolParams", "HardSwishParams",
+    "MulParams", "PadParams", "PoolParams", "ReluParams", "activation_range",
+    "add_quant_params", "add_s8",
+    "avgpool_s8", "buffers", "cases", "conv_output_size", "conv_s8", "depthwise_conv_s8",
     "fully_connected_s8", "global_avgpool_s8", "hard_sigmoid_lut", "hard_sigmoid_s8",
     "hard_swish_quant_params", "hard_swish_s8", "implied_pad_after", "maxpool_s8", "mbqm",
     "mul_quant_params", "mul_s8", "multiply_by_quantized_multiplier", "pad_s8",

@@ -223,6 +223,7 @@ def hard_sigmoid_lut(in_scale: float, in_zp: int, out_scale: float, out_zp: int)
 
 
 # ---- parameter records; field order == the C struct's field order in atomsim_nn.h ----
+# (tests/test_contract.py holds each to the struct in the firmware's DWARF, field by field)
 
 @dataclass(frozen=True)
 class ConvParams:
@@ -248,6 +249,14 @@ class PoolParams:
     stride_w: int = 1
     pad_h: int = 0
     pad_w: int = 0
+    act_min: int = INT8_MIN
+    act_max: int = INT8_MAX
+
+
+@dataclass(frozen=True)
+class GlobalPoolParams:
+    """The act_min, act_max arguments of atomsim_global_avgpool_s8 (passed as two int32s)."""
+
     act_min: int = INT8_MIN
     act_max: int = INT8_MAX
 

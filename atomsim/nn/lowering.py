@@ -75,8 +75,9 @@ def _check_activation(activation: str) -> str:
 class GraphBuilder:
     """Appends blocks to a graph; every method takes and returns tensor ids."""
 
-    def __init__(self, graph: Graph | None = None):
+    def __init__(self, graph: Graph | None = None, *, explicit_pad: bool = True):
         self.graph = graph if graph is not None else Graph()
+        self.explicit_pad = explicit_pad  # False: padding inside the conv (TFLite style)
 
     def shape(self, t: int) -> Tensor:
         """The (c, h, w) of activation ``t``."""
@@ -106,8 +107,11 @@ class GraphBuilder:
         g = self.graph
         c_in = self.shape(x).c
         p = k // 2
-        if p:
+        own_padding = (0, 0, 0, 0)
+        if p and self.explicit_pad:
             x = g.add_op("pad", [x], padding=(p, p, p, p))
+        elif p:
+            own_padding = (p, p, p, p)
         if k == 1 and groups == 1:
             kind = "pw"
         elif groups == c_in == c_out and groups > 1:
@@ -122,7 +126,7 @@ class GraphBuilder:
         w = self._const(filt, f"{kind}{index}.weights")
         b = self._const((c_out,), f"{kind}{index}.bias", INT32)
         fused = activation if activation in ("relu", "relu6") else "none"
-        y = g.add_op(kind, [x, w, b], stride=stride, activation=fused)
+        y = g.add_op(kind, [x, w, b], stride=stride, activation=fused, padding=own_padding)
         return self.activate(y, "hswish") if activation == "hswish" else y
 
     def se(self, x: int, *, reduced: int | None = None) -> int:
@@ -363,9 +367,13 @@ class NetworkConfig:
         _check_activation(self.activation)
 
 
-def build_graph(config: NetworkConfig) -> Graph:
-    """The shape-only graph of ``config`` (weights: :func:`with_random_weights`)."""
-    b = GraphBuilder(Graph(name=config.name))
+def build_graph(config: NetworkConfig, *, explicit_pad: bool = True) -> Graph:
+    """The shape-only graph of ``config`` (weights: :func:`with_random_weights`).
+
+    ``explicit_pad=False`` puts the same padding inside each convolution (as TFLite and the
+    kernels allow) instead of a Pad atom before it: no padded copy of the map is live.
+    """
+    b = GraphBuilder(Graph(name=config.name), explicit_pad=explicit_pad)
     x = b.input(Tensor(config.in_channels, config.resolution, config.resolution))
     for stage in config.stages:
         act = stage.activation or config.activation

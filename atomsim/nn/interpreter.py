@@ -1,0 +1,252 @@
+"""Numpy int8 execution of a :class:`~atomsim.nn.graph.Graph`, bit-exact with TFLite semantics.
+
+Each op runs the integer-exact reference of its kernel (:mod:`atomsim.nn.ops.reference`) with
+parameters derived from the tensors' scales and zero points the way TFLite's ``Prepare()``
+derives them (:mod:`atomsim.nn.ops.quant`). Ops with no atom kernel (softmax, logistic, MEAN)
+are implemented here after TFLite's reference kernels (gemmlowp fixed point), so that a whole
+imported model can be compared with TensorFlow Lite Micro bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from atomsim.core.errors import ConfigError
+from atomsim.nn.graph import Graph, GraphError, Op
+from atomsim.nn.ops import quant as q
+from atomsim.nn.ops import reference as ref
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def _scale_zp(graph: Graph, t: int) -> tuple[float, int]:
+    quant = graph.tensors[t].quant
+    if quant is None:
+        raise GraphError(f"tensor {t} ({graph.tensors[t].name}) has no quantization; give the "
+                         "graph weights first (lowering.with_random_weights)", tensor_id=t)
+    return quant.per_tensor
+
+
+# ---- gemmlowp fixed point (int32 raw values held in Python ints / int64 arrays) ----------------
+
+def _sat_shift_left(x: np.ndarray, exponent: int) -> np.ndarray:
+    """gemmlowp SaturatingRoundingMultiplyByPOT for exponent > 0 on int32."""
+    threshold = (1 << (31 - exponent)) - 1
+    out = x << exponent
+    out = np.where(x > threshold, INT32_MAX, out)
+    return np.where(x < -threshold, INT32_MIN, out)
+
+
+def _mul(a, b) -> np.ndarray:
+    """FixedPoint multiplication: SaturatingRoundingDoublingHighMul of the raw values."""
+    return q.srdhm(a, b)
+
+
+def _exp_on_interval(a: np.ndarray) -> np.ndarray:
+    """exp(a) for a in [-1/4, 0), Q0.31 in and out (gemmlowp)."""
+    constant_term = 1895147668  # exp(-1/8)
+    one_third = 715827883
+    x = a + (1 << 28)
+    x2 = _mul(x, x)
+    x3 = _mul(x2, x)
+    x4 = _mul(x2, x2)
+    x4_over_4 = q.rdbpot(x4, 2)
+    poly = q.rdbpot(_mul(x4_over_4 + x3, one_third) + x2, 1)
+    return constant_term + _mul(constant_term, x + poly)
+
+
+_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+           (2, 39332535), (3, 720401), (4, 242))
+
+
+def exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    """gemmlowp exp_on_negative_values: a is Q(integer_bits).(31-integer_bits), a <= 0;
+    returns exp(a) in Q0.31."""
+    a = np.asarray(a, dtype=np.int64)
+    frac = 31 - integer_bits
+    quarter = 1 << (frac - 2)
+    a_mod = (a & (quarter - 1)) - quarter
+    result = _exp_on_interval(_sat_shift_left(a_mod, integer_bits) if integer_bits else a_mod)
+    remainder = a_mod - a
+    for exponent, multiplier in _BARREL:
+        if integer_bits > exponent:
+            bit = 1 << (frac + exponent)
+            result = np.where(remainder & bit, _mul(result, multiplier), result)
+    if integer_bits > 5:  # inputs below -32 give 0
+        result = np.where(a < -(1 << (36 - integer_bits)), 0, result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def _one_over_one_plus_x(a: int) -> int:
+    """gemmlowp one_over_one_plus_x_for_x_in_0_1 (Q0.31 in, Q0.31 out), Newton-Raphson."""
+    s = a + INT32_MAX
+    half_denominator = (s + 1) // 2 if s >= 0 else -((1 - s) // 2)  # RoundingHalfSum
+    x = 1515870810 + int(_mul(half_denominator, -1010580540))
+    one_f2 = 1 << 29
+    for _ in range(3):
+        hdx = int(_mul(half_denominator, x))
+        x = x + int(_sat_shift_left(np.int64(_mul(x, one_f2 - hdx)), 2))
+    return int(_sat_shift_left(np.int64(x), 1))
+
+
+def _reciprocal(x: int, integer_bits: int) -> tuple[int, int]:
+    """TFLite GetReciprocal: (Q0.31 of 1/x scaled, num_bits_over_unit)."""
+    headroom_plus_one = 32 - int(x).bit_length() if x > 0 else 0
+    num_bits_over_unit = integer_bits - headroom_plus_one
+    shifted_minus_one = ((x << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31)
+    if shifted_minus_one >= 1 << 31:
+        shifted_minus_one -= 1 << 32
+    return _one_over_one_plus_x(shifted_minus_one), num_bits_over_unit
+
+
+def softmax_params(in_scale: float, beta: float = 1.0) -> tuple[int, int, int]:
+    """TFLite int8 softmax Prepare(): (input_multiplier, input_left_shift, diff_min)."""
+    integer_bits = 5
+    real = min(beta * in_scale * (1 << (31 - integer_bits)), float((1 << 31) - 1))
+    multiplier, shift = q.quantize_multiplier(real)
+    radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits))
+                        / (1 << shift))
+    return multiplier, shift, -radius
+
+
+def softmax_s8(x: np.ndarray, in_scale: float, beta: float = 1.0) -> np.ndarray:
+    """int8 softmax over the last axis, output scale 1/256 and zero point -128 (TFLite)."""
+    multiplier, left_shift, diff_min = softmax_params(in_scale, beta)
+    rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
+    out = np.empty(rows.shape, dtype=np.int8)
+    for r, row in enumerate(rows):
+        diff = row - row.max()
+        valid = diff >= diff_min
+        scaled = q.srdhm(q.wrap_int32(diff << left_shift), multiplier)
+        exps = exp_on_negative_values(np.where(valid, scaled, 0), 5)
+        total = int(np.sum(np.where(valid, q.rdbpot(exps, 12), 0)))
+        scale, bits_over_unit = _reciprocal(total, 12)
+        exponent = bits_over_unit + 31 - 8
+        y = q.rdbpot(_mul(scale, exps), exponent) - 128
+        out[r] = np.where(valid, np.clip(y, -128, 127), -128)
+    return out.reshape(x.shape)
+
+
+# ---- the interpreter ----------------------------------------------------------------------
+
+def _conv(graph: Graph, op: Op, x: np.ndarray) -> np.ndarray:
+    s_in, zp_in = _scale_zp(graph, op.inputs[0])
+    s_out, zp_out = _scale_zp(graph, op.outputs[0])
+    wt = graph.tensors[op.inputs[1]]
+    bias = graph.tensors[op.inputs[2]].data if len(op.inputs) > 2 else None
+    if wt.data is None or wt.quant is None:
+        raise GraphError(f"op {op.name}: weights have no data", tensor_id=wt.id)
+    w_scales = np.asarray(wt.quant.scale, dtype=np.float64)
+    lo, hi = q.activation_range(op.param("activation", "none"), s_out, zp_out)
+    _, ho, wo, co = graph.tensors[op.outputs[0]].shape
+    if op.kind == "fc":
+        per_channel = len(w_scales) > 1
+        mult, shift = q.per_channel_multipliers(s_in * w_scales / s_out)
+        params = q.FcParams(-zp_in, zp_out, lo, hi, int(per_channel))
+        return ref.fully_connected_s8(x, wt.data, bias, mult, shift, params)
+    if len(w_scales) == 1:
+        w_scales = np.repeat(w_scales, co)
+    mult, shift = q.per_channel_multipliers(s_in * w_scales / s_out)
+    stride = op.param("stride", 1)
+    pt, pl, _, _ = op.param("padding", (0, 0, 0, 0))
+    params = q.ConvParams(stride, stride, pt, pl, 1, 1, -zp_in, zp_out, lo, hi)
+    fn = {"conv": ref.conv_s8, "dw": ref.depthwise_conv_s8, "pw": ref.conv_s8}[op.kind]
+    return fn(x, wt.data, bias, mult, shift, params, (ho, wo))
+
+
+def run_op(graph: Graph, index: int, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    """Execute op ``index`` on its activation inputs; returns its int8 output (NHWC)."""
+    op = graph.ops[index]
+    kind = op.kind
+    x = inputs[0]
+    out_shape = graph.tensors[op.outputs[0]].shape
+    if kind == "reshape":
+        return x.reshape(out_shape)
+    if kind in ("conv", "dw", "pw", "fc"):
+        return _conv(graph, op, x).reshape(out_shape)
+    s_in, zp_in = _scale_zp(graph, op.inputs[0])
+    s_out, zp_out = _scale_zp(graph, op.outputs[0])
+    if kind == "pad":
+        pt, pl, pb, pr = op.param("padding")
+        return ref.pad_s8(x, q.PadParams(pt, pb, pl, pr, zp_out))
+    if kind in ("add", "mul", "mul_bcast"):
+        s2, zp2 = _scale_zp(graph, op.inputs[1])
+        lo, hi = q.activation_range(op.param("activation", "none"), s_out, zp_out)
+        if kind == "add":
+            return ref.add_s8(x, inputs[1], q.add_quant_params(s_in, zp_in, s2, zp2, s_out,
+                                                               zp_out, lo, hi))
+        return ref.mul_s8(x, inputs[1], q.mul_quant_params(s_in, zp_in, s2, zp2, s_out, zp_out,
+                                                           lo, hi))
+    if kind in ("avgpool", "maxpool"):
+        lo, hi = q.activation_range(op.param("activation", "none"), s_out, zp_out)
+        stride = op.param("stride", 1)
+        pt, pl, _, _ = op.param("padding", (0, 0, 0, 0))
+        params = q.PoolParams(stride, stride, pt, pl, lo, hi)
+        fn = ref.avgpool_s8 if kind == "avgpool" else ref.maxpool_s8
+        return fn(x, op.param("kernel"), params, out_shape[1:3])
+    if kind == "global_avgpool":
+        return ref.global_avgpool_s8(x)
+    if kind == "mean":
+        return mean_s8(x, s_in, zp_in, s_out, zp_out)
+    if kind in ("relu", "relu6"):
+        return ref.relu_s8(x, q.relu_quant_params(s_in, zp_in, s_out, zp_out, kind))
+    if kind == "hard_swish":
+        return ref.hard_swish_s8(x, q.hard_swish_quant_params(s_in, zp_in, s_out, zp_out))
+    if kind == "hard_sigmoid":
+        return ref.hard_sigmoid_s8(x, q.hard_sigmoid_lut(s_in, zp_in, s_out, zp_out))
+    if kind == "softmax":
+        if (s_out, zp_out) != (1 / 256, -128):
+            raise GraphError(f"op {index} (softmax): output must be scale 1/256, zero point "
+                             f"-128 (TFLite int8), got {s_out}, {zp_out}", op_index=index)
+        return softmax_s8(x, s_in, op.param("beta", 1.0))
+    raise GraphError(f"op {index} ({kind}): the numpy interpreter has no kernel for it",
+                     op_index=index)
+
+
+def mean_s8(x: np.ndarray, s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    """TFLite MEAN over H and W of an int8 NHWC tensor, keeping (1, 1, 1, C).
+
+    With equal input and output quantization this is the sum divided by H·W, truncated
+    toward zero (TFLite's reference Mean); otherwise the sum is requantized.
+    """
+    h, w = x.shape[1:3]
+    n = h * w
+    total = x.astype(np.int64).sum(axis=(1, 2), keepdims=True)
+    if (s_in, zp_in) == (s_out, zp_out):
+        mean = np.where(total >= 0, total // n, -((-total) // n))
+        return mean.astype(np.int8)
+    raise ConfigError("MEAN with different input and output quantization is not supported "
+                      "by the numpy interpreter yet")
+
+
+def run(graph: Graph, inputs: np.ndarray | Sequence[np.ndarray], *,
+        keep: bool = False) -> list[np.ndarray] | dict[int, np.ndarray]:
+    """Execute ``graph`` on int8 ``inputs`` (one per graph input, any shape with the right
+    element count). Returns the outputs in order, or every activation by id with ``keep``."""
+    if isinstance(inputs, np.ndarray):
+        inputs = [inputs]
+    if len(inputs) != len(graph.inputs):
+        raise ConfigError(f"{graph.name}: {len(graph.inputs)} inputs expected, got "
+                          f"{len(inputs)}")
+    values: dict[int, np.ndarray] = {}
+    for tid, array in zip(graph.inputs, inputs, strict=True):
+        t = graph.tensors[tid]
+        array = np.asarray(array)
+        if array.dtype != np.int8 or array.size != t.size:
+            raise ConfigError(f"{graph.name}: input {t.name} needs {t.size} int8 values "
+                              f"{t.shape}, got {array.dtype} {array.shape}")
+        values[tid] = array.reshape(t.shape)
+    last_use = {t: last for t, (_, last) in graph.lifetimes().items()}
+    for i, op in enumerate(graph.ops):
+        args = [values[t] for t in graph.activation_inputs(op)]
+        values[op.outputs[0]] = run_op(graph, i, args)
+        if not keep:
+            for t in graph.activation_inputs(op):
+                if last_use.get(t, i) <= i and t not in graph.outputs:
+                    values.pop(t, None)
+    if keep:
+        return values
+    return [values[t] for t in graph.outputs]

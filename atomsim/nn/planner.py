@@ -1,0 +1,234 @@
+"""Memory plan of a graph: activation arena offsets from tensor lifetimes, plus kernel scratch.
+
+The arena is planned like TensorFlow Lite Micro's ``GreedyMemoryPlanner``: buffers are taken
+largest first (ties: earlier first use, then id) and each goes to the lowest offset where it
+overlaps no already placed buffer whose lifetime overlaps its own. So no two tensors that are
+live at the same time share a byte.
+
+In place: an op writes over its input only where the kernel contract allows it
+(``atomsim_nn.h``, "Aliasing": relu, relu6, hard_swish, hard_sigmoid) and the input dies at
+that op; a reshape is a view of its input. Aliased tensors are one buffer.
+
+Scratch: one buffer of the largest ``*_get_buffer_size()`` of any op for the chosen kernel
+variant (:mod:`atomsim.nn.ops.buffers`), live for the whole run; it is placed like an
+activation, and reported apart from the activation arena.
+
+Banks: the caller gives the SRAM banks (name, size) the arena may use — e.g. one 320 KB region
+on the STM32F746, AXI SRAM and other banks on the STM32H743. Each buffer goes to the first
+bank (in the order given) where it fits; a buffer that fits no bank is an OOM
+(:class:`ArenaDoesNotFit`), naming the tensors live at the peak and the bytes over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from atomsim.core.errors import DoesNotFit
+from atomsim.nn.graph import Graph
+from atomsim.nn.ops import buffers
+
+ALIGNMENT = 4  # kernels need 4-byte aligned scratch; activations get the same
+IN_PLACE_KERNELS = ("relu", "relu6", "hard_swish", "hard_sigmoid")
+SCRATCH = -1  # buffer id of the shared scratch buffer
+
+
+@dataclass(frozen=True)
+class Bank:
+    """One SRAM region the arena may use."""
+
+    name: str
+    size: int
+    address: int = 0
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one buffer (one or more aliased tensors) lives."""
+
+    tensors: tuple[int, ...]  # tensor ids sharing the buffer (SCRATCH for scratch)
+    bank: str
+    offset: int
+    size: int
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """The plan: buffer placements, arena and scratch sizes, live bytes per op."""
+
+    graph: str
+    variant: str
+    placements: tuple[Placement, ...]
+    arena_bytes: dict[str, int]  # per bank: end of the highest activation buffer
+    scratch_bytes: int
+    scratch_per_op: tuple[int, ...]
+    live_bytes: tuple[int, ...]  # activations live during each op (+ that op's scratch)
+    live_tensors: tuple[tuple[int, ...], ...]
+
+    @property
+    def total_arena_bytes(self) -> int:
+        """Activation arena over all banks (scratch not included)."""
+        return sum(self.arena_bytes.values())
+
+    @property
+    def peak_bytes(self) -> int:
+        """The largest live-activation + scratch figure of any op."""
+        return max(self.live_bytes, default=0)
+
+    @property
+    def peak_op(self) -> int:
+        """Index of the op at the peak."""
+        return max(range(len(self.live_bytes)), key=self.live_bytes.__getitem__, default=-1)
+
+    def offset_of(self, tensor: int) -> tuple[str, int]:
+        """(bank, offset) of a tensor."""
+        for p in self.placements:
+            if tensor in p.tensors:
+                return p.bank, p.offset
+        raise KeyError(tensor)
+
+    def check(self) -> None:
+        """Assert the plan's invariant: buffers live at the same time never overlap."""
+        ps = self.placements
+        for i, a in enumerate(ps):
+            for b in ps[i + 1:]:
+                if a.bank == b.bank and a.first <= b.last and b.first <= a.last and \
+                        a.offset < b.offset + b.size and b.offset < a.offset + a.size:
+                    raise AssertionError(f"buffers {a.tensors} and {b.tensors} overlap")
+
+
+class ArenaDoesNotFit(DoesNotFit):
+    """The activations (and scratch) of a graph do not fit the banks given."""
+
+    def __init__(self, graph: str, tensor: str, size: int, over: int, peak_op: int,
+                 peak_bytes: int, live: Sequence[str], banks: Sequence[Bank]):
+        self.tensor, self.size, self.over = tensor, size, over
+        self.peak_op, self.peak_bytes, self.live = peak_op, peak_bytes, tuple(live)
+        largest = max((b.size for b in banks), default=0)
+        region = "+".join(b.name for b in banks) or "no bank"
+        super().__init__(region, largest + over, largest, what=f"{graph}")
+        self.args = (f"{graph} does not fit {region}: buffer {tensor} ({size} B) needs {over} "
+                     f"bytes more than any bank has free; peak {peak_bytes} B at op {peak_op}, "
+                     f"live there: {', '.join(live)}",)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def scratch_size(graph: Graph, index: int, variant: str = "reference") -> int:
+    """Bytes of scratch op ``index`` needs with kernel ``variant`` (0 for most ops)."""
+    op = graph.ops[index]
+    kind = op.kind
+    if kind not in ("conv", "dw", "pw", "fc"):
+        buffers._check(variant)  # noqa: SLF001 - validates the variant name
+        return 0
+    x = graph.tensors[op.inputs[0]].shape
+    f = graph.tensors[op.inputs[1]].shape
+    y = graph.tensors[op.outputs[0]].shape
+    if kind == "fc":
+        return buffers.fully_connected_s8_get_buffer_size(x, (f[0], 1, 1, f[1]), y, variant)
+    fn = {"conv": buffers.conv_s8_get_buffer_size,
+          "dw": buffers.depthwise_conv_s8_get_buffer_size,
+          "pw": buffers.pointwise_conv_s8_get_buffer_size}[kind]
+    return fn(x, f, y, variant)
+
+
+def _align(n: int, alignment: int) -> int:
+    return (n + alignment - 1) // alignment * alignment
+
+
+def _buffers(graph: Graph) -> list[tuple[tuple[int, ...], int, int, int]]:
+    """(tensor ids, size, first, last) per buffer, aliased tensors merged."""
+    life = graph.lifetimes()
+    alias: dict[int, int] = {}  # tensor -> the tensor whose buffer it uses
+
+    def root(t: int) -> int:
+        while t in alias:
+            t = alias[t]
+        return t
+
+    for i, op in enumerate(graph.ops):
+        if op.kind == "reshape" or (op.kind in IN_PLACE_KERNELS and life[op.inputs[0]][1] == i
+                                    and op.inputs[0] not in graph.outputs):
+            alias[op.outputs[0]] = op.inputs[0]
+    groups: dict[int, list[int]] = {}
+    for t in life:
+        groups.setdefault(root(t), []).append(t)
+    out = []
+    for members in groups.values():
+        size = max(graph.tensors[t].nbytes for t in members)
+        first = min(life[t][0] for t in members)
+        last = max(life[t][1] for t in members)
+        out.append((tuple(sorted(members)), size, first, last))
+    return out
+
+
+def plan(graph: Graph, banks: Sequence[Bank], *, variant: str = "reference",
+         alignment: int = ALIGNMENT) -> MemoryPlan:
+    """Plan the activation arena and the scratch buffer of ``graph`` over ``banks``."""
+    n = len(graph.ops)
+    scratch_per_op = tuple(scratch_size(graph, i, variant) for i in range(n))
+    scratch = max(scratch_per_op, default=0)
+    bufs = _buffers(graph)
+    # live bytes per op (activations by buffer, once per alias group) + that op's scratch
+    live_tensors = []
+    live_bytes = []
+    for i in range(n):
+        here = [b for b in bufs if b[2] <= i <= b[3]]
+        live_tensors.append(tuple(t for b in here for t in b[0]))
+        live_bytes.append(sum(b[1] for b in here) + scratch_per_op[i])
+    todo = sorted(bufs, key=lambda b: (-b[1], b[2], b[0]))
+    if scratch:
+        todo.append(((SCRATCH,), scratch, -1, n))
+    placed: list[Placement] = []
+    for tensors, size, first, last in todo:
+        need = _align(size, alignment)
+        best_over = None
+        for bank in banks:
+            offset = _lowest_offset(placed, bank.name, need, first, last, alignment)
+            if offset + need <= bank.size:
+                placed.append(Placement(tensors, bank.name, offset, size, first, last))
+                break
+            over = offset + need - bank.size
+            best_over = over if best_over is None else min(best_over, over)
+        else:
+            peak = max(range(n), key=live_bytes.__getitem__, default=0)
+            name = ("scratch" if tensors == (SCRATCH,)
+                    else "/".join(graph.tensors[t].name for t in tensors))
+            live = [f"{graph.tensors[t].name} ({graph.tensors[t].nbytes} B)"
+                    for t in live_tensors[peak]] if n else []
+            if scratch_per_op and scratch_per_op[peak]:
+                live.append(f"scratch ({scratch_per_op[peak]} B)")
+            raise ArenaDoesNotFit(graph.name, name, size,
+                                  best_over if best_over is not None else size, peak,
+                                  live_bytes[peak] if n else 0, live, banks)
+    arena = {b.name: 0 for b in banks}
+    for p in placed:
+        if p.tensors != (SCRATCH,):
+            arena[p.bank] = max(arena[p.bank], _align(p.offset + p.size, alignment))
+    result = MemoryPlan(graph.name, variant, tuple(placed), arena, scratch, scratch_per_op,
+                        tuple(live_bytes), tuple(live_tensors))
+    result.check()
+    return result
+
+
+def _lowest_offset(placed: Sequence[Placement], bank: str, size: int, first: int, last: int,
+                   alignment: int) -> int:
+    """Lowest aligned offset in ``bank`` where ``size`` bytes overlap no buffer live at the
+    same time (TFLite Micro's greedy search over the gaps between placed buffers)."""
+    busy = sorted((p.offset, p.offset + _align(p.size, alignment)) for p in placed
+                  if p.bank == bank and p.first <= last and first <= p.last)
+    offset = 0
+    for start, end in busy:
+        if offset + size <= start:
+            break
+        offset = max(offset, end)
+    return offset
+
+
+def board_banks(board) -> list[Bank]:
+    """The arena banks of an :class:`atomsim.boards.Board`: its data RAM region."""
+    ram = board.ram
+    return [Bank("+".join(ram.memories) or ram.name, ram.size, ram.address)]

@@ -147,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(args, exc: BaseException, type_: str, status: str, message: str) -> None:
+    from rich.markup import escape
+
     from atomsim.cli.output import err_console, print_json
 
     if getattr(args, "json", False):
@@ -155,5 +157,5 @@ def _report(args, exc: BaseException, type_: str, status: str, message: str) -> 
         if type_ == "InternalError":
             error["exception"] = type(exc).__name__
         print_json({"status": status, "error": error})
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, markup=True,
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True,
                       soft_wrap=True)

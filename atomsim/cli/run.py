@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from atomsim.cli.options import add_settings, verb_parser
 from atomsim.cli.output import console, err_console, print_json, run_table
 from atomsim.core.settings import RunSettings
@@ -29,5 +31,6 @@ def run(args) -> int:
                           markup=False, highlight=False)
         run_table([(args.elf, result)])
         if result.error is not None:
-            err_console.print(f"[red]error:[/red] {result.error}", markup=True, highlight=False)
+            err_console.print(f"[red]error:[/red] {escape(str(result.error))}", markup=True,
+                              highlight=False)
     return 0 if result.error is None else result.error.exit_code

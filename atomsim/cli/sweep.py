@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from atomsim.cli.options import add_settings, verb_parser
 from atomsim.cli.output import console, err_console, print_json
 from atomsim.core.settings import SweepSettings
@@ -14,26 +16,55 @@ def register(subparsers):
 
 
 def load_atoms(spec: str):
-    """Atoms from a CSV file in the paper's layout, or a named space (e.g. ``table2``)."""
+    """Atoms from a CSV file in the paper's layout, or a named space (e.g. ``table2``).
+
+    The CSV's columns are checked strictly (a misspelt optional column is an error, not a
+    silently dropped activation); a file that is not UTF-8 CSV text is a named error.
+    """
     import csv
+    import difflib
+    from dataclasses import fields
     from pathlib import Path
 
     from atomsim.core.errors import ConfigError
+    from atomsim.db.tables import EXPORT_COLUMNS
     from atomsim.nn.atoms import Atom
     from atomsim.nn.spaces import get_space
 
     path = Path(spec)
-    if not path.suffix:
+    if not path.suffix and not path.exists():
         return get_space(spec)
+    if path.is_dir():
+        raise ConfigError(f"--atoms {path} is a directory; give a CSV file or a space name")
     if not path.exists():
         raise ConfigError(f"atoms file not found: {path}")
+    known = {f.name for f in fields(Atom)} | set(EXPORT_COLUMNS) | {"atom", "conv_type"}
     atoms = []
-    with path.open(newline="") as fh:
-        for line, row in enumerate(csv.DictReader(fh), start=2):
-            try:
-                atoms.append(Atom.from_row(row))
-            except ConfigError as exc:
-                raise ConfigError(f"{path}:{line}: {exc}") from None
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            unknown = [c for c in reader.fieldnames or () if c not in known]
+            if unknown:
+                hints = [f"{c!r}" + "".join(f" (did you mean {m!r}?)" for m in
+                                            difflib.get_close_matches(c, known, n=1))
+                         for c in unknown]
+                raise ConfigError(f"{path}: unknown column(s) {', '.join(hints)}")
+            for line, row in enumerate(reader, start=2):
+                if None in row:
+                    raise ConfigError(f"{path}:{line}: more cells than header columns")
+                try:
+                    atoms.append(Atom.from_row(row))
+                except ConfigError as exc:
+                    raise ConfigError(f"{path}:{line}: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 CSV text (UTF-16, Parquet or another binary "
+                          "file?); save it as a UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise ConfigError(f"{path}: not a readable CSV: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not atoms:
+        raise ConfigError(f"{path} holds no atoms (a header row and one row per atom)")
     return atoms
 
 
@@ -75,5 +106,6 @@ def run(args) -> int:
                       f"{report.measured} measured, {len(report.failed)} failed "
                       f"({report.retried_batches} batches retried)")
         for key, reason in report.failed[:10]:
-            console.print(f"  [yellow]{key}[/yellow]: {reason}", highlight=False)
+            console.print(f"  [yellow]{escape(key)}[/yellow]: {escape(reason)}",
+                          highlight=False)
     return 0 if report.ok else 1

@@ -239,6 +239,7 @@ def coerce(cls: type, f: Field, value: Any, where: str) -> Any:
     if kind in (int, float) and ((lo is not None and value < lo)
                                  or (hi is not None and value > hi)):
         bounds = (f">= {lo}" if hi is None else f"<= {hi}" if lo is None
+                  else f">= {lo} and < 2**63" if hi == INT64_MAX
                   else f"between {lo} and {hi}")
         raise ConfigError(f"{where}: must be {bounds}, got {value}")
     if meta.get("choices") and value not in meta["choices"]:
@@ -307,11 +308,12 @@ def check_project_file(project: ProjectFile, classes: Iterable[type],
         names = {f.name: f for f in settings_fields(cls)} if cls else {}
         for key, value in table.items():
             dotted = f"{prefix}.{key}" if prefix else key
-            if dotted in by_section and isinstance(value, Mapping):
-                walk(value, dotted)
-            elif not prefix and key in extra:
+            if dotted in by_section or (not prefix and key in extra):
                 if not isinstance(value, Mapping):
-                    raise ConfigError(f"{project.path}: [{key}] must be a table")
+                    raise ConfigError(f"{project.path}: [{dotted}] must be a table, "
+                                      f"got {value!r}")
+                if dotted in by_section:
+                    walk(value, dotted)
             elif key in names:
                 coerce(cls, names[key], value, f"{project.path}: [{prefix}] {key}")
             else:
@@ -335,14 +337,18 @@ def resolve(cls: type, project: ProjectFile | None = None,
     project = project or ProjectFile()
     names = {f.name: f for f in settings_fields(cls)}
     values: dict[str, Any] = {}
-    if cls.section and project.data:
-        parts = cls.section.split(".")
+    section = getattr(cls, "section", None)
+    if section and project.data:
+        parts = section.split(".")
         for i in range(1, len(parts) + 1):
             sub = ".".join(parts[:i])
             for key, value in project.table(sub).items():
                 if key in names:
                     values[key] = coerce(cls, names[key], value,
                                          f"{project.path}: [{sub}] {key}")
+                elif not isinstance(value, Mapping):  # a table is a sub-verb's section
+                    raise ConfigError(f"{project.path}: unknown [{sub}] key {key!r}; known: "
+                                      f"{', '.join(sorted(names))}")
     for key, value in (flags or {}).items():
         if key not in names:
             raise ConfigError(f"unknown setting {key!r} for {cls.__name__}")
@@ -351,7 +357,7 @@ def resolve(cls: type, project: ProjectFile | None = None,
     result = replace(cls(), **values)
     for f in names.values():
         if f.metadata.get("required") and getattr(result, f.name) is None:
-            hint = f" or set {f.name} in [{cls.section}] of {PROJECT_FILE}" if cls.section else ""
+            hint = f" or set {f.name} in [{section}] of {PROJECT_FILE}" if section else ""
             raise ConfigError(f"missing setting {f.name}: give {flag_name(f.name)}{hint}")
     return result
 

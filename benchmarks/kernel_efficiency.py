@@ -21,7 +21,8 @@ import numpy as np
 
 from atomsim.boards import get_board
 from atomsim.nn.atoms import Atom
-from atomsim.profiling.profiler import VARIANTS, Profiler, case_for_atom, expected_output
+from atomsim.nn.registry import call_for_atom, expected_output
+from atomsim.profiling.profiler import VARIANTS, Profiler
 
 BOARDS = ("stm32f412", "stm32h743")
 
@@ -82,7 +83,7 @@ def elements(atom: Atom) -> int:
 
 def measure(profiler: Profiler, atom: Atom) -> tuple[int, int]:
     """(cycles, instructions) of one atom; raises if the output is not bit-exact."""
-    case = case_for_atom(atom)
+    case = call_for_atom(atom)
     result = profiler.run_case(case)
     want = expected_output(case).reshape(result.output.shape)
     if not np.array_equal(result.output, want):

@@ -3,9 +3,11 @@
 Both implementations are built for the host: ``reference/`` as it is, and the Cortex-M DSP
 variant as the firmware build would assemble it (``cortex_m_dsp/X.c`` where it exists, else
 ``reference/X.c``), its SIMD instructions replaced by exact C models (atomsim_dsp.h). Every
-case of tests/kernel_cases.py runs with several seeds against atomsim.nn.ops.reference; every
-``*_get_buffer_size`` is checked against its Python mirror. The DSP sources are also
-cross-compiled for Cortex-M4 and Cortex-M7 to prove they build with the real intrinsics.
+operator's shape cases (atomsim.nn.registry) run with several seeds against its numpy reference;
+every ``*_get_buffer_size`` is checked against its Python mirror. Nothing here names an
+operator: the C function is ``Operator.c_function`` and its arguments are marshalled from
+``Operator.args``. The DSP sources are also cross-compiled for Cortex-M4 and Cortex-M7 to
+prove they build with the real intrinsics.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kernel_cases import PLAN, SEEDS, Case, Instance, make_instance
 
+from atomsim.nn import registry
+from atomsim.nn.atoms import ATOM_TYPES
 from atomsim.nn.ops import buffers, quant
+from atomsim.nn.registry import OPERATORS, PLAN, Instance, ShapeCase, make_instance
 
 pytestmark = pytest.mark.unit
 
 KERNELS = Path(__file__).resolve().parents[1] / "firmware" / "kernels"
 INCLUDE = KERNELS / "include"
 VARIANTS = buffers.VARIANTS
+SEEDS = tuple(range(6))
 GUARD = 16  # bytes after every output buffer that must stay untouched
 GUARD_BYTE = 0x5A
 
@@ -81,107 +86,82 @@ class PerChannel(ctypes.Structure):
 
 
 def c_struct(record) -> ctypes.Structure:
-    """A ctypes struct of int32 fields in the record's field order (== the C struct's)."""
+    """A ctypes struct of int32 fields in the record's field order (== the C struct's, which
+    tests/test_contract.py checks against the firmware's DWARF)."""
     fields = dataclasses.fields(record)
     cls = type(type(record).__name__ + "C", (ctypes.Structure,),
                {"_fields_": [(f.name, ctypes.c_int32) for f in fields]})
     return cls(*(int(getattr(record, f.name)) for f in fields))
 
 
-def dims(shape) -> Dims:
-    """NHWC shape (any rank <= 4, right-aligned into n, h, w, c) -> atomsim_dims."""
-    full = (1,) * (4 - len(shape)) + tuple(int(s) for s in shape)
-    return Dims(*full)
+_CTYPES = {np.dtype(np.int8): ctypes.c_int8, np.dtype(np.int32): ctypes.c_int32}
 
 
-def ptr(a: np.ndarray, ctype=ctypes.c_int8):
-    """Pointer to a C-contiguous array."""
+def ptr(a: np.ndarray):
+    """Pointer to a C-contiguous int8 or int32 array."""
     assert a.flags["C_CONTIGUOUS"]
-    return a.ctypes.data_as(ctypes.POINTER(ctype))
+    return a.ctypes.data_as(ctypes.POINTER(_CTYPES[a.dtype]))
 
 
 class Call:
-    """One prepared kernel call: arguments, output buffer with a guard zone, scratch."""
+    """One prepared kernel call: arguments, output buffer with a guard zone, scratch.
+
+    The arguments come from the operator's record: ``Operator.args`` names the KernelCall
+    fields the C function takes after its scratch context, ``Operator.scratch_args`` those of
+    its get_buffer_size.
+    """
 
     def __init__(self, lib: ctypes.CDLL, inst: Instance, variant: str):
         self.lib, self.inst, self.variant = lib, inst, variant
+        self.op = registry.operator(inst.call.op)
         self.keep: list = []  # arrays and structs that must outlive the call
         n_out = inst.expected.size
         self.out_buf = np.full(n_out + GUARD, GUARD_BYTE, dtype=np.uint8)
         self.out = self.out_buf[:n_out].view(np.int8)
-        self.args, self.size_refs, self.size_shapes, self.size_name = self._prepare()
-
-    def _arr(self, name: str, dtype=np.int8):
-        a = np.ascontiguousarray(self.inst.arrays[name], dtype=dtype)
-        self.keep.append(a)
-        return a
+        self.args = [a for name in self.op.args for a in self._marshal(name)]
+        self.size_refs = [a for name in self.op.scratch_args for a in self._marshal(name)]
 
     def _ref(self, struct):
         self.keep.append(struct)
         return ctypes.byref(struct)
 
-    def _prepare(self):
-        inst, op = self.inst, self.inst.case.op
-        out_ptr = ptr(self.out)
-        x = self._arr("input")
-        xd = self._ref(dims(x.shape))
-        outd = self._ref(dims(inst.expected.shape))
-        params = self._ref(c_struct(inst.params)) if inst.params is not None else None
-        shape = lambda a: tuple(a.shape)  # noqa: E731
-        if op in ("conv", "depthwise_conv", "pointwise_conv", "fully_connected"):
-            filt = self._arr("filter")
-            bias = self._arr("bias", np.int32)
-            mult, shift = self._arr("multiplier", np.int32), self._arr("shift", np.int32)
-            q = self._ref(PerChannel(ptr(mult, ctypes.c_int32), ptr(shift, ctypes.c_int32)))
-            fshape = shape(filt) if filt.ndim == 4 else (filt.shape[0], 1, 1, filt.shape[1])
-            fd = self._ref(dims(fshape))
-            sizes = (x.shape, fshape, inst.expected.shape)
-            return ([params, q, xd, ptr(x), fd, ptr(filt), ptr(bias, ctypes.c_int32), outd,
-                     out_ptr], (xd, fd, outd), sizes, f"{op}_s8_get_buffer_size")
-        if op == "pad":
-            return ([params, xd, ptr(x), outd, out_ptr], (xd, outd),
-                    (x.shape, inst.expected.shape), "pad_s8_get_buffer_size")
-        if op == "add":
-            x2 = self._arr("input2")
-            return ([params, xd, ptr(x), ptr(x2), out_ptr], (xd,), (x.shape,),
-                    "add_s8_get_buffer_size")
-        if op == "mul":
-            x2 = self._arr("input2")
-            x2d = self._ref(dims(x2.shape))
-            return ([params, xd, ptr(x), x2d, ptr(x2), out_ptr], (xd, x2d),
-                    (x.shape, x2.shape), "mul_s8_get_buffer_size")
-        if op in ("avgpool", "maxpool"):
-            fd = self._ref(dims((1, *inst.extra["kernel_hw"], 1)))
-            return ([params, xd, ptr(x), fd, outd, out_ptr], (outd,),
-                    (inst.expected.shape,), f"{op}_s8_get_buffer_size")
-        if op == "global_avgpool":
-            return ([ctypes.c_int32(inst.extra["act_min"]), ctypes.c_int32(inst.extra["act_max"]),
-                     xd, ptr(x), out_ptr], (xd,), (x.shape,), "global_avgpool_s8_get_buffer_size")
-        if op in ("relu", "hard_swish"):
-            return ([params, xd, ptr(x), out_ptr], (xd,), (x.shape,), f"{op}_s8_get_buffer_size")
-        if op == "hard_sigmoid":
-            lut = self._arr("lut")
-            return ([ptr(lut), xd, ptr(x), out_ptr], (xd,), (x.shape,),
-                    "hard_sigmoid_s8_get_buffer_size")
-        raise AssertionError(f"no ctypes binding for op {op!r}")
+    def _array(self, a: np.ndarray):
+        a = np.ascontiguousarray(a)
+        self.keep.append(a)
+        return ptr(a)
+
+    def _marshal(self, name: str) -> list:
+        """The ctypes argument(s) for one entry of Operator.args."""
+        call = self.inst.call
+        if name == "params":
+            return [self._ref(c_struct(call.params))]
+        if name == "*params":  # the record's fields as separate int32 arguments
+            return [ctypes.c_int32(int(v)) for v in dataclasses.astuple(call.params)]
+        if name == "quant":
+            return [self._ref(PerChannel(self._array(call.multiplier),
+                                         self._array(call.shift)))]
+        if name == "output":
+            return [ptr(self.out)]
+        if name.endswith("_dims"):
+            return [self._ref(Dims(*(int(d) for d in getattr(call, name))))]
+        return [self._array(getattr(call, name))]
 
     def buffer_size(self) -> int:
         """The C get_buffer_size for this call's shapes."""
-        fn = getattr(self.lib, f"atomsim_{self.size_name}")
+        fn = getattr(self.lib, f"{self.op.c_function}_get_buffer_size")
         fn.restype = ctypes.c_int32
         return fn(*self.size_refs)
 
     def mirror_size(self) -> int:
         """The Python mirror's answer for the same shapes."""
-        shapes = [(1,) * (4 - len(s)) + tuple(int(d) for d in s) for s in self.size_shapes]
-        return getattr(buffers, self.size_name)(*shapes, variant=self.variant)
+        return registry.scratch_bytes(self.inst.call, self.variant)
 
     def run(self, scratch_bytes: int | None = None) -> int:
         """Call the kernel with a scratch buffer of the size it asks for (or the one given)."""
         size = self.buffer_size() if scratch_bytes is None else scratch_bytes
         scratch = np.zeros((size + 3) // 4 + 1, dtype=np.int32)  # 4-byte aligned
         ctx = Context(scratch.ctypes.data_as(ctypes.c_void_p) if size else None, size)
-        fn = getattr(self.lib, f"atomsim_{self.inst.case.op}_s8")
+        fn = getattr(self.lib, self.op.c_function)
         fn.restype = ctypes.c_int
         return fn(ctypes.byref(ctx), *self.args)
 
@@ -205,7 +185,7 @@ def assert_bit_exact(actual: np.ndarray, expected: np.ndarray, what: str) -> Non
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("case", PLAN, ids=lambda c: c.id)
-def test_kernel_matches_numpy(libs, variant: str, case: Case):
+def test_kernel_matches_numpy(libs, variant: str, case: ShapeCase):
     """C output == numpy reference for every seed; nothing written past the output."""
     for seed in SEEDS:
         inst = make_instance(case, seed)
@@ -218,28 +198,29 @@ def test_kernel_matches_numpy(libs, variant: str, case: Case):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("case", PLAN, ids=lambda c: c.id)
-def test_buffer_size_mirror(libs, variant: str, case: Case):
+def test_buffer_size_mirror(libs, variant: str, case: ShapeCase):
     """Python get_buffer_size mirror == C, per variant."""
     call = Call(libs[variant], make_instance(case, 0), variant)
     assert call.mirror_size() == call.buffer_size()
 
 
-SCRATCH_OPS = [c for c in PLAN if c.op in ("conv", "depthwise_conv", "pointwise_conv",
-                                           "fully_connected")]
+SCRATCH_CASES = [c for c in PLAN
+                 if registry.scratch_bytes(make_instance(c, 0).call, "cortex_m_dsp") > 0]
 
 
-@pytest.mark.parametrize("case", SCRATCH_OPS, ids=lambda c: c.id)
-def test_dsp_rejects_short_scratch(libs, case: Case):
+def test_scratch_cases_exist():
+    """The short-scratch test below has cases to run (the DSP GEMM kernels use scratch)."""
+    assert len({c.op for c in SCRATCH_CASES}) >= 4
+
+
+@pytest.mark.parametrize("case", SCRATCH_CASES, ids=lambda c: c.id)
+def test_dsp_rejects_short_scratch(libs, case: ShapeCase):
     """A DSP kernel given less scratch than it asks for refuses and leaves the output alone."""
     call = Call(libs["cortex_m_dsp"], make_instance(case, 0), "cortex_m_dsp")
     need = call.buffer_size()
     assert need > 0
     assert call.run(scratch_bytes=need - 1) == -1
     assert np.all(call.out_buf == GUARD_BYTE)
-
-
-def _bad(case_op: str, shape: dict, **changes) -> tuple[Case, dict]:
-    return Case(case_op, "bad", shape), changes
 
 
 BAD_PARAMS = [
@@ -259,8 +240,8 @@ BAD_PARAMS = [
 @pytest.mark.parametrize("op,shape,changes", BAD_PARAMS)
 def test_rejects_bad_params(libs, variant: str, op: str, shape: dict, changes: dict):
     """A contract violation returns ATOMSIM_ARG_ERROR and leaves the output untouched."""
-    inst = make_instance(Case(op, "bad", shape), 0)
-    inst.params = dataclasses.replace(inst.params, **changes)
+    inst = make_instance(ShapeCase(op, "bad", shape), 0)
+    inst.call.params = dataclasses.replace(inst.call.params, **changes)
     call = Call(libs[variant], inst, variant)
     assert call.run() == -1
     assert np.all(call.out_buf == GUARD_BYTE)
@@ -269,9 +250,9 @@ def test_rejects_bad_params(libs, variant: str, op: str, shape: dict, changes: d
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_rejects_bad_shift(libs, variant: str):
     """A per-channel shift outside [-31, 30] is an argument error."""
-    inst = make_instance(Case("pointwise_conv", "bad", dict(h=2, w=2, c=4, co=3)), 0)
-    inst.arrays["shift"] = inst.arrays["shift"].copy()
-    inst.arrays["shift"][1] = 31
+    inst = make_instance(ShapeCase("pointwise_conv", "bad", dict(h=2, w=2, c=4, co=3)), 0)
+    inst.call.shift = inst.call.shift.copy()
+    inst.call.shift[1] = 31
     call = Call(libs[variant], inst, variant)
     assert call.run() == -1
 
@@ -330,32 +311,21 @@ def test_quantize_multiplier_round_trips():
 
 # ---------------------------------------------------------------- contract ----------------
 
-def test_python_records_follow_the_c_structs():
-    """Every parameter record lists the C struct's fields in the C order (atomsim_nn.h)."""
-    header = (INCLUDE / "atomsim_nn.h").read_text()
-    records = {"atomsim_conv_params": quant.ConvParams, "atomsim_pool_params": quant.PoolParams,
-               "atomsim_fc_params": quant.FcParams, "atomsim_pad_params": quant.PadParams,
-               "atomsim_add_params": quant.AddParams, "atomsim_mul_params": quant.MulParams,
-               "atomsim_relu_params": quant.ReluParams,
-               "atomsim_hard_swish_params": quant.HardSwishParams}
-    for c_name, record in records.items():
-        body = re.search(r"typedef struct \{([^}]*)\}\s*" + c_name + ";", header)
-        assert body, f"{c_name} not found in atomsim_nn.h"
-        c_fields = re.findall(r"int32_t\s+(\w+);", body.group(1))
-        assert c_fields == [f.name for f in dataclasses.fields(record)], c_name
-
-
-def test_every_kernel_has_a_reference_and_a_buffer_size_mirror():
-    """One reference/*.c per kernel in the header, and a Python mirror for each size function."""
+def test_every_kernel_has_one_operator_record():
+    """The header's kernels, the reference/*.c files and the registry's operators are the same
+    set; each record's scratch mirror is its own kernel's; every atom type has one operator."""
     header = (INCLUDE / "atomsim_nn.h").read_text()
     kernels = re.findall(r"^atomsim_status (atomsim_\w+)\(", header, re.M)
     sources = {p.stem for p in (KERNELS / "reference").glob("*.c")}
-    assert sorted(kernels) == sorted(sources)
-    for name in kernels:
-        assert f"int32_t {name}_get_buffer_size(" in header
-        assert hasattr(buffers, name.removeprefix("atomsim_") + "_get_buffer_size")
+    assert sorted(kernels) == sorted(sources) == sorted(op.c_function for op in OPERATORS)
+    for op in OPERATORS:
+        assert f"int32_t {op.c_function}_get_buffer_size(" in header
+        assert op.scratch is getattr(buffers, f"{op.name}_s8_get_buffer_size"), op.name
     for p in (KERNELS / "cortex_m_dsp").glob("*.c"):
         assert p.stem in sources, f"{p.name} has no reference counterpart"
+    served = [t for op in OPERATORS for t in op.atom_types]
+    assert sorted(served) == sorted(ATOM_TYPES), "each atom type is served by one operator"
+    assert all(op.shape_cases() for op in OPERATORS), "every operator has shape cases"
 
 
 ARM_CPUS = {

@@ -14,7 +14,8 @@ from pathlib import Path
 from atomsim.boards import get_board
 from atomsim.db import AtomDB
 from atomsim.nn.lowering import Tensor, lower_convnext, lower_mbconv, lower_sep
-from atomsim.profiling.profiler import DEFAULT_VARIANT, Profiler, case_for_atom
+from atomsim.nn.registry import call_for_atom
+from atomsim.profiling.profiler import DEFAULT_VARIANT, Profiler
 
 # Blocks at a size every board can hold (activations well under the F412's 240 KB arena).
 BLOCKS = {
@@ -50,7 +51,7 @@ def check_block(board_id: str, block: str, db: AtomDB, variant: str = DEFAULT_VA
     db.upsert_measurements([prof.profile(a) for a in {a.key: a for a in atoms
                                                       if a.key in missing}.values()])
     totals = db.sum_atoms(board_id, atoms, variant=variant, source="emulator")
-    whole, _ = prof.run_block([case_for_atom(a) for a in atoms])
+    whole, _ = prof.run_block([call_for_atom(a) for a in atoms])
     return AdditivityRow(board_id, block, len(atoms), whole, totals.cycles)
 
 

@@ -70,8 +70,9 @@ class Quant:
     @classmethod
     def of(cls, scale: float | Sequence[float], zero_point: int | Sequence[int] = 0,
            axis: int = 0) -> Quant:
-        """Build from a scalar or per-channel scales (zero points broadcast)."""
-        scales = tuple(float(s) for s in np.atleast_1d(np.asarray(scale, dtype=np.float64)))
+        """Build from a scalar or per-channel scales (zero points broadcast). Scales are
+        rounded to float32, as a .tflite stores them and TFLite computes with them."""
+        scales = tuple(float(s) for s in np.atleast_1d(np.asarray(scale, dtype=np.float32)))
         zps = tuple(int(z) for z in np.atleast_1d(np.asarray(zero_point)))
         if len(zps) == 1 and len(scales) > 1:
             zps = zps * len(scales)

@@ -34,6 +34,7 @@ unexpected exception prints one line and exits 70; ``ATOMSIM_DEBUG=1`` shows its
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import sys
@@ -56,6 +57,7 @@ ENTRY_POINT_GROUP = "atomsim.verbs"
 INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE (sysexits.h)
 
 
+@functools.cache
 def verb_entry_points() -> dict[str, metadata.EntryPoint]:
     """The installed entry points of ``atomsim.verbs`` by verb name (first one wins)."""
     found: dict[str, metadata.EntryPoint] = {}
@@ -138,10 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Exception as exc:
-        if os.environ.get("ATOMSIM_DEBUG"):
+        if os.environ.get("ATOMSIM_DEBUG", "") not in ("", "0"):
             raise
+        detail = (str(exc).strip().splitlines() or [""])[0]
         _report(args, exc, "InternalError", "internal-error",
-                f"internal error: {type(exc).__name__}: {exc} -- this is a bug in AtomSim; "
+                f"internal error: {type(exc).__name__}: {detail} -- this is a bug in AtomSim; "
                 "please report it with the output of the same command run with ATOMSIM_DEBUG=1")
         return INTERNAL_ERROR_EXIT
 

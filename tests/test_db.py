@@ -7,7 +7,21 @@ from pathlib import Path
 import pytest
 
 from atomsim.core.errors import ConfigError
-from atomsim.db import AtomDB, Measurement, MissingAtoms
+from atomsim.db import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    AtomDB,
+    BadTableValue,
+    DatabaseBusy,
+    DatabaseReadOnly,
+    Measurement,
+    MissingAtoms,
+    NotAnAtomDB,
+    SchemaVersionError,
+    SourceConflict,
+    TableFormatError,
+    UnknownColumn,
+)
 from atomsim.db.commands import db_export, db_import, db_query, db_stats, format_stats
 from atomsim.nn.atoms import Atom
 from atomsim.nn.spaces import worked_examples
@@ -49,11 +63,12 @@ def count(db):
 def test_new_database_has_schema_version_and_wal(tmp_path):
     path = tmp_path / "new.db"
     with AtomDB.open(path) as db:
-        assert db.stats()["schema_version"] == 1
+        assert db.stats()["schema_version"] == SCHEMA_VERSION == 2
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"schema_version", "atoms", "measurements"} <= tables
+    assert {"schema_version", "atoms", "measurements", "failures"} <= tables
 
 
 def test_other_schema_version_is_refused(tmp_path):
@@ -223,7 +238,7 @@ GOOD = {"type": "conv2d", "groups": "1", "c_in": "32", "h_in": "64", "w_in": "64
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"latency_ms": "fast"}, "row 2, column latency_ms: 'fast' is not a number"),
-    ({"c_out": "x"}, "row 2: column 'c_out': 'x' is not a number"),
+    ({"c_out": "x"}, "row 2, column c_out: 'x' is not a number"),
     ({"Flash": "1000"}, f"row 2, column Flash: 1000 differs from {16 * 32 + 4 * 32}"),
     ({"h_out": "63"}, "row 2: no stride maps 64x64 onto 63x64"),
     ({"h_out": "63", "stride": "1"}, "row 2: inconsistent pw atom.*h_out 63 != 64"),
@@ -239,9 +254,10 @@ def test_bad_csv_names_row_and_column_and_writes_nothing(tmp_path, db, change, m
 def test_missing_and_unknown_columns_are_named(tmp_path, db):
     without = {k: v for k, v in GOOD.items() if k != "h_out"}
     with pytest.raises(ConfigError, match="missing column.*h_out"):
-        db.import_file(write_csv(tmp_path / "a.csv", [without]), board="b")
+        db.import_file(write_csv(tmp_path / "a.csv", [without]), board="stm32h743")
     with pytest.raises(ConfigError, match="unknown column.*colour"):
-        db.import_file(write_csv(tmp_path / "b.csv", [dict(GOOD, colour="red")]), board="b")
+        db.import_file(write_csv(tmp_path / "b.csv", [dict(GOOD, colour="red")]),
+                       board="stm32h743")
     with pytest.raises(ConfigError, match="no board"):
         db.import_file(write_csv(tmp_path / "c.csv", [GOOD]))
     assert count(db) == 0
@@ -261,3 +277,233 @@ def test_cli_functions(tmp_path, atoms):
     assert db_import(tmp_path / "other.db", tmp_path / "out.parquet") == 4
     with pytest.raises(ConfigError, match="unknown table format"):
         db_export(path, tmp_path / "out.xlsx")
+
+
+# -- safety: identification, read-only opening, migrations, locks, other packages' tables ---------
+
+def digest(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def foreign_db(path, version_table=False):
+    """Another program's SQLite file, in rollback-journal mode."""
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+    conn.execute("INSERT INTO notes (text) VALUES ('keep me')")
+    if version_table:
+        conn.execute("CREATE TABLE schema_version (version INTEGER)")
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_another_programs_sqlite_file_is_refused_untouched(tmp_path, readonly):
+    path = foreign_db(tmp_path / "other.sqlite", version_table=True)
+    before = digest(path)
+    with pytest.raises(NotAnAtomDB, match="another program.*notes"):
+        AtomDB.open(path, readonly=readonly)
+    assert digest(path) == before
+    assert not (tmp_path / "other.sqlite-wal").exists()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == [
+        "notes", "schema_version"]
+
+
+@pytest.mark.parametrize("content", [b"type,c_in\nconv,3\n", b"\xff\xfet\x00y\x00",
+                                     b"PAR1\x00\x00", b"\x00\x01\x02"])
+def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path, content):
+    path = tmp_path / "atoms.db"
+    path.write_bytes(content)
+    with pytest.raises(NotAnAtomDB, match="not an SQLite database"):
+        AtomDB.open(path)
+    assert path.read_bytes() == content
+    with pytest.raises(NotAnAtomDB, match="is a directory"):
+        AtomDB.open(tmp_path)
+
+
+def v1_file(path, version=1):
+    """A version-1 AtomDB as AtomSim 0.1 wrote it (no application id), in rollback mode."""
+    conn = sqlite3.connect(path)
+    conn.executescript(V1_SQL)
+    conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    conn.execute("INSERT INTO atoms VALUES (?, 'add', 0, 8, 4, 4, 0, 0, 8, 4, 4, 0, "
+                 "'0,0,0,0', 'none', 0, 128, 256, 128)", (V1_ATOM.key,))
+    conn.execute("INSERT INTO measurements (board, atom_key, kernel_variant, source, "
+                 "latency_ms, created_at) VALUES ('stm32f746', ?, 'reference', 'emulator', "
+                 "0.5, '2026-01-01T00:00:00+00:00')", (V1_ATOM.key,))
+    conn.commit()
+    conn.close()
+    return path
+
+
+V1_ATOM = Atom(type="add", c_in=8, h_in=4, w_in=4, c_out=8, h_out=4, w_out=4)
+V1_SQL = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE atoms (atom_key TEXT PRIMARY KEY, type TEXT NOT NULL, groups INTEGER NOT NULL,
+    c_in INTEGER NOT NULL, h_in INTEGER NOT NULL, w_in INTEGER NOT NULL, k1 INTEGER NOT NULL,
+    k2 INTEGER NOT NULL, c_out INTEGER NOT NULL, h_out INTEGER NOT NULL,
+    w_out INTEGER NOT NULL, stride INTEGER NOT NULL, padding TEXT NOT NULL,
+    activation TEXT NOT NULL, flash INTEGER NOT NULL, macs INTEGER NOT NULL,
+    input_bytes INTEGER NOT NULL, output_bytes INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE measurements (id INTEGER PRIMARY KEY, board TEXT NOT NULL,
+    atom_key TEXT NOT NULL REFERENCES atoms (atom_key), kernel_variant TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('emulator', 'board', 'import')),
+    latency_ms REAL NOT NULL CHECK (latency_ms >= 0), cycles INTEGER, instructions INTEGER,
+    sram_bytes INTEGER, flash_bytes INTEGER, firmware_hash TEXT, timing_model_version TEXT,
+    emulator_version TEXT, calibration_id TEXT, created_at TEXT NOT NULL,
+    UNIQUE (board, atom_key, kernel_variant, source));
+"""
+
+
+def test_a_version_1_file_is_read_as_is_and_migrated_on_write(tmp_path):
+    path = v1_file(tmp_path / "v1.db")
+    before = digest(path)
+    stats = db_stats(path)  # read-only: no migration, no WAL, same bytes
+    assert (stats["schema_version"], stats["measurements"], stats["failures"]) == (1, 1, 0)
+    assert digest(path) == before
+    with AtomDB.open(path) as db:  # writing: migrated in one transaction
+        assert db.schema_version == 2 and db.failures() == []
+        assert db.lookup("stm32f746", V1_ATOM).latency_ms == 0.5
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_refused_schema_version_is_not_switched_to_wal(tmp_path):
+    path = v1_file(tmp_path / "future.db", version=7)
+    before = digest(path)
+    for readonly in (False, True):
+        with pytest.raises(SchemaVersionError, match="schema version 7 .*newer AtomSim"):
+            AtomDB.open(path, readonly=readonly)
+    assert digest(path) == before
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_read_only_commands_never_write_and_work_beside_a_writer(tmp_path, atoms):
+    path = tmp_path / "busy.db"
+    with AtomDB.open(path) as db:
+        db.upsert_measurements([measure(a, 1.0) for a in atoms[:2]])
+        db.export(tmp_path / "two.csv")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    holder.execute("UPDATE measurements SET latency_ms = 2.0")
+    try:
+        assert db_stats(path)["measurements"] == 2
+        assert len(db_query(path)) == 2 and db_export(path, tmp_path / "out.csv") == 2
+        with AtomDB.open(path, readonly=True) as reader, pytest.raises(DatabaseReadOnly):
+            reader.upsert_measurements([measure(atoms[2], 1.0)])
+        with AtomDB.open(path, busy_timeout=0.3) as writer, pytest.raises(
+                DatabaseBusy, match="locked by another process"):
+            writer.upsert_measurements([measure(atoms[2], 1.0)])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with AtomDB.open(path) as db:
+        assert [m.latency_ms for m in db.measurements()] == [1.0, 1.0]
+
+
+def test_a_read_only_file_is_refused_before_anything_is_written(tmp_path, atoms):
+    path = tmp_path / "ro.db"
+    with AtomDB.open(path) as db:
+        db.upsert_measurements([measure(atoms[0], 1.0)])
+    path.chmod(0o444)
+    before = digest(path)
+    with pytest.raises(DatabaseReadOnly, match="read-only"):
+        AtomDB.open(path)
+    assert db_stats(path)["measurements"] == 1  # reading still works
+    assert digest(path) == before
+
+
+def test_packages_keep_their_own_tables_in_the_file(tmp_path, atoms):
+    path = tmp_path / "ext.db"
+    sql = ("CREATE TABLE IF NOT EXISTS calibrations (id TEXT PRIMARY KEY, board TEXT);"
+           "CREATE TABLE IF NOT EXISTS calibrated_latency (id TEXT, atom_key TEXT, ms REAL);"
+           "CREATE INDEX IF NOT EXISTS calibrated_by_atom ON calibrated_latency (atom_key)")
+    with AtomDB.open(path) as db:
+        assert db.ensure_tables("calibration", sql) is None
+        assert db.ensure_tables("calibration", sql, version=2) == 1
+        with db.transaction():
+            db.connection.execute("INSERT INTO calibrations VALUES ('c1', 'stm32h743')")
+        db.upsert_measurements([measure(atoms[0], 1.0)])
+        with pytest.raises(ConfigError, match="measurements is AtomDB's own"):
+            db.ensure_tables("evil", "CREATE TABLE IF NOT EXISTS measurements (x)")
+        with pytest.raises(ConfigError, match="only CREATE"):
+            db.ensure_tables("evil", "DROP TABLE atoms")
+    with AtomDB.open(path, readonly=True) as db:  # extra tables do not confuse identification
+        assert db.ensure_tables("calibration", sql, version=2) == 2
+        assert db.connection.execute("SELECT board FROM calibrations").fetchall() == [
+            ("stm32h743",)]
+        with pytest.raises(DatabaseReadOnly):
+            db.ensure_tables("calibration", sql, version=3)
+    assert db_stats(path)["measurements"] == 1
+
+
+def test_import_keeps_the_files_source_and_refuses_a_conflicting_one(tmp_path, db, atoms):
+    db.upsert_measurements([measure(a, 1.0, board="stm32f746") for a in atoms])
+    out = tmp_path / "emulated.csv"
+    db.export(out)
+    with AtomDB.open(tmp_path / "copy.db") as copy:
+        with pytest.raises(SourceConflict, match="file says 'emulator', --source says 'board'"):
+            copy.import_file(out, source="board")
+        assert copy.stats()["measurements"] == 0
+        assert copy.import_file(out) == 4
+        assert copy.stats()["boards"] == {"stm32f746": {"emulator": 4}}
+
+
+@pytest.mark.parametrize(("change", "error", "message"), [
+    ({"latency_ms": "nan"}, BadTableValue, "row 2, column latency_ms: 'nan' is not a finite"),
+    ({"latency_ms": "inf"}, BadTableValue, "row 2, column latency_ms: 'inf' is not a finite"),
+    ({"latency_ms": "-1"}, BadTableValue, "row 2, column latency_ms: -1 is out of range"),
+    ({"latency_ms": "1e20"}, BadTableValue, "row 2, column latency_ms: 1e20 is out of range"),
+    ({"c_in": "nan"}, BadTableValue, "row 2, column c_in: 'nan' is not a finite"),
+    ({"c_out": "-32"}, BadTableValue, "row 2, column c_out: -32 is out of range"),
+    ({"h_in": "1e20"}, BadTableValue, "row 2, column h_in: 1e20 is out of range"),
+    ({"cycles": "99999999999999999999999"}, BadTableValue, "row 2, column cycles: .* range"),
+    ({"board": "stm32f74"}, BadTableValue, "row 2, column board: unknown board 'stm32f74' "
+     r"\(did you mean 'stm32f746'\?\)"),
+    ({"source": "guess"}, BadTableValue, "row 2, column source: 'guess' is not one of"),
+    ({"activaton": "relu"}, UnknownColumn, r"'activaton' \(did you mean 'activation'\?\)"),
+])
+def test_bad_values_are_named_with_row_and_column_and_write_nothing(tmp_path, db, change,
+                                                                    error, message):
+    first = dict(GOOD, board="stm32h743")
+    second = dict(first, c_in="16", Flash=str(16 * 32 + 4 * 32), MACs=str(32 * 64 * 64 * 16 + 32))
+    path = write_csv(tmp_path / "bad.csv", [first, {**second, **change}])
+    with pytest.raises(error, match=message):
+        db.import_file(path)
+    assert count(db) == 0
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: p.write_text("type,c_in\n", encoding="utf-16"), "UTF-16 text"),
+    (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00"), "binary file"),
+    (lambda p: p.write_bytes(b"PAR1\x15\x04"), "Parquet file, not a CSV"),
+    (lambda p: p.write_bytes("type,c_in\nconv,\xe9\n".encode("latin-1")), "not UTF-8"),
+    (lambda p: p.mkdir(), "is a directory"),
+    (lambda p: p.write_text(""), "is empty"),
+])
+def test_a_file_that_is_not_a_csv_table_is_named(tmp_path, db, make, message):
+    path = tmp_path / "table.csv"
+    make(path)
+    with pytest.raises(TableFormatError, match=message):
+        db.import_file(path, board="stm32h743")
+    assert count(db) == 0
+
+
+def test_stats_for_one_board_and_query_limit(tmp_path, atoms):
+    path = tmp_path / "b.db"
+    with AtomDB.open(path) as db:
+        db.upsert_measurements([measure(a, 1.0) for a in atoms]
+                               + [measure(atoms[0], 1.0, board="stm32h743")])
+    assert db_stats(path, board="stm32h743")["measurements"] == 1
+    assert db_stats(path, board="stm32h743")["boards"] == {"stm32h743": {"emulator": 1}}
+    assert db_stats(path)["measurements"] == 5
+    assert len(db_query(path, limit=2)) == 2 and len(db_query(path, limit=None)) == 5
+    for bad in (0, -1):
+        with pytest.raises(ConfigError, match="--limit must be"):
+            db_query(path, limit=bad)

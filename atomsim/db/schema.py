@@ -1,14 +1,29 @@
-"""AtomDB's SQLite schema. One version number; opening a database of another version fails."""
+"""AtomDB's SQLite schema, its identity, and the migrations from older schema versions.
+
+An AtomDB file is recognised by ``PRAGMA application_id`` (:data:`APPLICATION_ID`, set since
+schema version 2); a version-1 file (before the id) by its three tables. Anything else is
+another program's file and is never written to. ``MIGRATIONS[i]`` turns version ``i + 1`` into
+``i + 2``; opening an older file for writing applies the steps it lacks in one transaction.
+Other packages may keep their own tables in the same file (see ``AtomDB.ensure_tables``).
+"""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 2
+APPLICATION_ID = 0x41544D44  # "ATMD" in the SQLite header (offset 68)
+OLDEST_READABLE = 1  # read-only commands read files of this version and newer, unmigrated
 
 SOURCES = ("emulator", "board", "import")
 
+# The tables AtomDB itself owns (a package's own tables go through ensure_tables).
+CORE_TABLES = ("schema_version", "atoms", "measurements", "failures", "atomdb_extensions")
+V1_TABLES = ("schema_version", "atoms", "measurements")
+
 # atoms: board-independent, one row per atom key (the paper's columns + ours).
 # measurements: one row per (board, atom, kernel variant, source), with its provenance.
-SCHEMA = """
+_V1 = """
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL
 );
@@ -54,3 +69,50 @@ CREATE TABLE IF NOT EXISTS measurements (
 CREATE INDEX IF NOT EXISTS measurements_by_atom ON measurements (atom_key, board);
 CREATE INDEX IF NOT EXISTS measurements_by_board ON measurements (board, kernel_variant, source);
 """
+
+# Version 2: the application id; sweep failures kept as rows (an atom that does not fit or
+# faults is stored with its reason, and a later successful measurement removes the row); the
+# registry of packages that keep their own tables in the file.
+_V1_TO_V2 = f"""
+CREATE TABLE IF NOT EXISTS failures (
+    board          TEXT NOT NULL,
+    atom_key       TEXT NOT NULL,
+    kernel_variant TEXT NOT NULL,
+    error          TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    PRIMARY KEY (board, atom_key, kernel_variant)
+);
+CREATE TABLE IF NOT EXISTS atomdb_extensions (
+    name          TEXT PRIMARY KEY,
+    version       INTEGER NOT NULL,
+    registered_at TEXT NOT NULL
+);
+PRAGMA application_id = {APPLICATION_ID};
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step: SQL that turns a file of version ``from_version`` into ``from_version + 1``."""
+
+    from_version: int
+    what: str
+    sql: str
+
+
+MIGRATIONS = (
+    Migration(1, "application id, failures table, extension registry", _V1_TO_V2),
+)
+
+# A new file is version 1 created, then migrated: one path, so new and migrated files match.
+CREATE = _V1
+
+
+def statements(script: str) -> list[str]:
+    """The non-empty statements of a script (no ';' inside literals in AtomDB's own SQL)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+assert [m.from_version for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION)), \
+    "MIGRATIONS must hold one step per version"

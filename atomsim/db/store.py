@@ -1,129 +1,142 @@
 """AtomDB: per-board atom measurements in one SQLite file (WAL: many readers, one writer).
 
+Opening is safe by construction: the file is identified as an AtomDB (``PRAGMA
+application_id``, or a version-1 file's tables) over a read-only connection before anything
+is written, so another program's SQLite file, a CSV or a directory is refused untouched; a
+file of an unknown schema version is refused before the switch to WAL; an older version is
+migrated (``schema.MIGRATIONS``) in one transaction. Read-only commands open the file with
+``mode=ro`` and never take a write lock.
+
 Every write goes through :meth:`AtomDB.transaction`; a batch is one transaction, so a sweep
-killed mid-write leaves either the whole batch or none of it.
+killed mid-write leaves either the whole batch or none of it. A write lock held by another
+process is waited for with backoff up to ``busy_timeout`` seconds (default 60, or the
+``ATOMSIM_DB_BUSY_TIMEOUT`` environment variable), then reported as :class:`DatabaseBusy`.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import stat
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from atomsim.core.errors import ConfigError
-from atomsim.db.schema import SCHEMA, SCHEMA_VERSION, SOURCES
+from atomsim.db.errors import (
+    AtomDBError,
+    DatabaseBusy,
+    DatabaseFull,
+    DatabaseReadOnly,
+    NoAtomDB,
+    NotAnAtomDB,
+    SchemaVersionError,
+)
+from atomsim.db.records import (
+    MAX_INT,
+    PROVENANCE,
+    Measurement,
+    MissingAtoms,
+    Totals,
+    now,
+)
+from atomsim.db.schema import (
+    APPLICATION_ID,
+    CORE_TABLES,
+    CREATE,
+    MIGRATIONS,
+    OLDEST_READABLE,
+    SCHEMA_VERSION,
+    V1_TABLES,
+    statements,
+)
+from atomsim.db.tables import export_table, import_table
 from atomsim.nn.atoms import Atom, format_padding, parse_padding
+
+__all__ = ["AtomDB", "Measurement", "MissingAtoms", "Totals"]
 
 # When several measurements of one atom exist and the caller names no source, prefer a real
 # board, then the emulator, then imported numbers.
 SOURCE_PREFERENCE = ("board", "emulator", "import")
 _CHUNK = 500  # keys per IN (...) query, well under SQLite's parameter limit
+BUSY_TIMEOUT_ENV = "ATOMSIM_DB_BUSY_TIMEOUT"
+DEFAULT_BUSY_TIMEOUT = 60.0  # seconds a writer waits for another process's lock
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_T = TypeVar("_T")
 
 
-class MissingAtoms(ConfigError):
-    """A query needs atoms that AtomDB has not measured for the board (``.missing``: atoms)."""
-
-    def __init__(self, board: str, missing: Sequence[Atom], what: str = "query"):
-        self.board, self.missing = board, list(missing)
-        shown = "; ".join(a.describe() for a in self.missing[:10])
-        more = f" and {len(self.missing) - 10} more" if len(self.missing) > 10 else ""
-        super().__init__(f"{what}: AtomDB has no measurement on {board} for "
-                         f"{len(self.missing)} atom(s): {shown}{more}")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Measurement:
-    """One atom measured on one board with one kernel variant, with its provenance."""
-
-    atom: Atom
-    board: str
-    latency_ms: float
-    kernel_variant: str
-    source: str = "emulator"  # emulator | board | import
-    cycles: int | None = None
-    instructions: int | None = None
-    sram_bytes: int | None = None  # input + output + scratch + kernel stack high-water
-    flash_bytes: int | None = None  # the atom's measured Flash share (weights + bias tables)
-    firmware_hash: str | None = None
-    timing_model_version: str | None = None
-    emulator_version: str | None = None
-    calibration_id: str | None = None
-    created_at: str | None = None  # ISO 8601 UTC; set on upsert when left out
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.atom, Atom):
-            raise ConfigError(f"measurement atom must be an Atom, got {type(self.atom).__name__}")
-        if not self.board or not isinstance(self.board, str):
-            raise ConfigError("measurement needs a board name")
-        if not self.kernel_variant or not isinstance(self.kernel_variant, str):
-            raise ConfigError("measurement needs a kernel_variant")
-        if self.source not in SOURCES:
-            raise ConfigError(f"measurement source must be one of {SOURCES}, got {self.source!r}")
-        latency = self.latency_ms
-        if isinstance(latency, bool) or not isinstance(latency, (int, float)) \
-                or not math.isfinite(latency) or latency < 0:
-            raise ConfigError(f"latency_ms must be a finite number >= 0, got {latency!r}")
-        for name in ("cycles", "instructions", "sram_bytes", "flash_bytes"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 0):
-                raise ConfigError(f"{name} must be an int >= 0 or None, got {value!r}")
-
-    @property
-    def key(self) -> str:
-        """The atom's key."""
-        return self.atom.key
+def default_busy_timeout() -> float:
+    """Seconds to wait for a lock: ``ATOMSIM_DB_BUSY_TIMEOUT`` or 60."""
+    value = os.environ.get(BUSY_TIMEOUT_ENV)
+    if value is None:
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigError(f"{BUSY_TIMEOUT_ENV}={value!r}: a number of seconds >= 0 is needed")
+    return seconds
 
 
-_PROVENANCE = tuple(f.name for f in fields(Measurement) if f.name not in ("atom",))
+def _sniff(head: bytes) -> str:
+    """What a non-SQLite file looks like, for the error message."""
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PAR1"):
+        return "a Parquet file"
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "UTF-16 text"
+    if b"\x00" in head:
+        return "a binary file"
+    return "a text file"
 
 
-@dataclass(frozen=True)
-class Totals:
-    """A block's or network's figures summed from its atoms (kernel additivity)."""
-
-    board: str
-    atoms: int
-    latency_ms: float
-    cycles: int | None  # None when any atom lacks a cycle count
-    flash_bytes: int  # sum of the atoms' weight + bias Flash (METHOD convention)
-    peak_sram_bytes: int | None  # max measured SRAM over atoms; None when any lacks it
-    peak_activation_bytes: int  # max input + output bytes over atoms (no scratch)
-    macs: int
+def _writable(path: Path) -> bool:
+    """Whether ``path`` may be written: permission bits say so (honoured even for root)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) and os.access(path, os.W_OK)
 
 
 class AtomDB:
-    """An AtomDB file. Use ``with AtomDB.open(path) as db:``; one connection per process."""
+    """An AtomDB file. Use ``with AtomDB.open(path) as db:``; one connection per process.
 
-    def __init__(self, path: str | Path, *, must_exist: bool = False):
+    ``readonly=True`` (what ``db stats/query/export`` and reports use) opens an existing file
+    without ever taking a write lock; ``must_exist=True`` refuses to create a new file.
+    """
+
+    def __init__(self, path: str | Path, *, must_exist: bool = False, readonly: bool = False,
+                 busy_timeout: float | None = None):
         self.path = Path(path)
-        if must_exist and not self.path.is_file():
-            raise ConfigError(f"no AtomDB at {self.path}")
-        if not self.path.parent.is_dir():
-            raise ConfigError(f"cannot create AtomDB at {self.path}: no such directory")
-        try:
-            self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{self.path} is not an AtomDB (SQLite says: {exc})") from exc
+        self.readonly = readonly
+        self.busy_timeout = default_busy_timeout() if busy_timeout is None else busy_timeout
+        self._conn: sqlite3.Connection | None = None
         self._depth = 0
-        self._init_schema()
+        existed = self.path.exists()
+        version = self._identify(must_exist=must_exist or readonly)
+        try:
+            if readonly:
+                self._open_readonly(version)
+            else:
+                self._open_writable(version)
+        except BaseException:
+            self.close()
+            if not existed and self.path.is_file() and self.path.stat().st_size == 0:
+                self.path.unlink()  # a new file that could not be set up: leave nothing
+            raise
 
     @classmethod
-    def open(cls, path: str | Path, *, must_exist: bool = False) -> AtomDB:
-        """Open (creating when absent, unless ``must_exist``) the AtomDB at ``path``."""
-        return cls(path, must_exist=must_exist)
+    def open(cls, path: str | Path, *, must_exist: bool = False, readonly: bool = False,
+             busy_timeout: float | None = None) -> AtomDB:
+        """Open (creating when absent, unless ``must_exist`` or ``readonly``) the AtomDB."""
+        return cls(path, must_exist=must_exist, readonly=readonly, busy_timeout=busy_timeout)
 
     def __enter__(self) -> Self:
         return self
@@ -135,24 +148,184 @@ class AtomDB:
         """Close the connection (idempotent)."""
         if self._conn is not None:
             self._conn.close()
-            self._conn = None  # type: ignore[assignment]
+            self._conn = None
 
-    def _init_schema(self) -> None:
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection (autocommit; write only inside :meth:`transaction`)."""
+        if self._conn is None:
+            raise AtomDBError(f"{self.path}: the AtomDB is closed")
+        return self._conn
+
+    # -- opening --------------------------------------------------------------------------------
+
+    def _uri(self, mode: str) -> str:
+        return f"{self.path.resolve().as_uri()}?mode={mode}"
+
+    def _identify(self, must_exist: bool) -> int | None:
+        """The file's schema version; None for a new (absent or empty) file. Writes nothing."""
+        path = self.path
+        if path.is_dir():
+            raise NotAnAtomDB(f"{path} is a directory, not an AtomDB file")
+        if not path.exists():
+            if must_exist:
+                raise NoAtomDB(f"no AtomDB at {path}")
+            if not path.parent.is_dir():
+                raise AtomDBError(f"cannot create AtomDB at {path}: no such directory "
+                                  f"{path.parent}")
+            return None
+        if not path.is_file():
+            raise NotAnAtomDB(f"{path} is not a regular file, not an AtomDB")
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(100)
+        except OSError as exc:
+            raise AtomDBError(f"cannot read {path}: {exc.strerror}") from None
+        if not head and not must_exist:
+            return None
+        if not head.startswith(_SQLITE_MAGIC):
+            raise NotAnAtomDB(f"{path} is not an AtomDB: not an SQLite database "
+                              f"({_sniff(head)}); left untouched")
+        probe = self._connect("ro")
+        try:
+            app_id = self._retry(lambda: probe.execute("PRAGMA application_id").fetchone()[0])
+            user_version = probe.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in probe.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            ours = app_id == APPLICATION_ID or (app_id == 0 and set(V1_TABLES) <= tables)
+            if not ours:
+                if app_id == 0 and user_version == 0 and not tables and not must_exist:
+                    return None  # an empty SQLite database: AtomDB may set it up
+                shown = ", ".join(sorted(tables)[:8]) or "none"
+                raise NotAnAtomDB(
+                    f"{path} is not an AtomDB: an SQLite file of another program (application "
+                    f"id 0x{app_id:08X}, tables: {shown}); AtomSim leaves it untouched")
+            if "schema_version" not in tables:
+                raise NotAnAtomDB(f"{path} has AtomDB's application id but no schema_version "
+                                  "table: damaged; left untouched")
+            versions = [r[0] for r in probe.execute("SELECT version FROM schema_version")]
+        except sqlite3.Error as exc:
+            raise self._named(exc) from None
+        finally:
+            probe.close()
+        if len(versions) != 1 or not isinstance(versions[0], int):
+            raise SchemaVersionError(f"{path}: schema_version holds {versions!r}, not one "
+                                     "version number; left untouched")
+        return versions[0]
+
+    def _connect(self, mode: str) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(self._uri(mode), uri=True, isolation_level=None,
+                                   timeout=min(self.busy_timeout, 0.25))
+        except sqlite3.Error as exc:
+            raise self._named(exc) from None
+
+    def _check_version(self, version: int, oldest: int) -> None:
+        if not oldest <= version <= SCHEMA_VERSION:
+            newer = " (written by a newer AtomSim)" if version > SCHEMA_VERSION else ""
+            raise SchemaVersionError(
+                f"{self.path} has AtomDB schema version {version}{newer}, this AtomSim reads "
+                f"versions {oldest} to {SCHEMA_VERSION}; left untouched")
+
+    def _open_readonly(self, version: int | None) -> None:
+        if version is None:  # an empty file: must_exist is implied by readonly
+            raise NotAnAtomDB(f"{self.path} is empty, not an AtomDB")
+        self._check_version(version, OLDEST_READABLE)
+        self.schema_version = version
+        self._conn = self._connect("ro")
+        self._conn.execute("PRAGMA query_only = ON")
+
+    def _open_writable(self, version: int | None) -> None:
+        if version is not None:
+            self._check_version(version, 1)
+        for what, target in (("file", self.path), ("directory", self.path.parent)):
+            if target.exists() and not _writable(target):
+                raise DatabaseReadOnly(
+                    f"{self.path}: the {what} {target} is read-only; nothing was written "
+                    "(a writing command needs write access to the file and its directory)")
+        self._conn = self._connect("rwc" if version is None else "rw")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        if version == SCHEMA_VERSION:
+            try:  # a real write: a file we cannot write fails here, before any work
+                with self.transaction(busy_timeout=0.25):
+                    self._conn.execute("UPDATE schema_version SET version = version")
+            except DatabaseBusy:
+                pass  # another process is writing it, so it is writable; writes will wait
+        else:
+            self._set_up(version)
+        self.schema_version = SCHEMA_VERSION
+        mode = self._retry(lambda: self._conn.execute("PRAGMA journal_mode").fetchone()[0])
+        if mode.lower() != "wal":
+            self._retry(lambda: self._conn.execute("PRAGMA journal_mode = WAL").fetchone())
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+
+    def _set_up(self, version: int | None) -> None:
+        """Create a new file's schema, or migrate an older one, in one transaction."""
         with self.transaction():
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
+            if version is None:
+                for statement in statements(CREATE):
                     self._conn.execute(statement)
-            row = self._conn.execute("SELECT version FROM schema_version").fetchone()
-            if row is None:
-                self._conn.execute("INSERT INTO schema_version (version) VALUES (?)",
-                                   (SCHEMA_VERSION,))
-            elif row[0] != SCHEMA_VERSION:
-                raise ConfigError(f"{self.path} has AtomDB schema version {row[0]}, this "
-                                  f"AtomSim reads version {SCHEMA_VERSION}")
+                self._conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+                version = 1
+            for step in MIGRATIONS[version - 1:]:
+                for statement in statements(step.sql):
+                    self._conn.execute(statement)
+                self._conn.execute("UPDATE schema_version SET version = ?",
+                                   (step.from_version + 1,))
+
+    # -- errors and locks -----------------------------------------------------------------------
+
+    def _named(self, exc: BaseException, waited: float | None = None) -> AtomDBError:
+        """The named error for an SQLite failure."""
+        text = str(exc)
+        low = text.lower()
+        if "locked" in low or "busy" in low:
+            seconds = self.busy_timeout if waited is None else waited
+            return DatabaseBusy(f"{self.path}: database is locked by another process (waited "
+                                f"{seconds:g} s with backoff); nothing of this transaction "
+                                "was written, try again when the other writer is done")
+        if "readonly" in low or "read-only" in low:
+            return DatabaseReadOnly(f"{self.path}: read-only database ({text}); nothing was "
+                                    "written")
+        if "full" in low or "disk i/o" in low:
+            return DatabaseFull(f"{self.path}: disk full or file-size limit reached ({text}); "
+                                "the transaction was rolled back")
+        if "not a database" in low or "malformed" in low:
+            return NotAnAtomDB(f"{self.path} is not an AtomDB: {text}")
+        if "unable to open" in low:
+            return AtomDBError(f"cannot open AtomDB {self.path}: {text}")
+        return AtomDBError(f"{self.path}: SQLite error: {text}")
+
+    def _retry(self, action: Callable[[], _T], timeout: float | None = None) -> _T:
+        """Run ``action``, retrying with backoff while the database is busy."""
+        timeout = self.busy_timeout if timeout is None else timeout
+        start = time.monotonic()
+        delay = 0.02
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                low = str(exc).lower()
+                waited = time.monotonic() - start
+                if ("locked" not in low and "busy" not in low) or waited >= timeout:
+                    raise self._named(exc, waited=round(waited, 1)) from None
+                time.sleep(min(delay, max(0.0, timeout - waited)))
+                delay = min(delay * 2, 1.0)
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """A read query's rows, waiting with backoff while another process locks the file."""
+        conn = self.connection
+        return self._retry(lambda: conn.execute(sql, params).fetchall())
 
     @contextmanager
-    def transaction(self) -> Iterator[AtomDB]:
-        """All writes inside commit together or not at all (nesting joins the outer one)."""
+    def transaction(self, busy_timeout: float | None = None) -> Iterator[AtomDB]:
+        """All writes inside commit together or not at all (nesting joins the outer one).
+
+        Waits up to ``busy_timeout`` seconds (default: the database's) for another writer.
+        """
+        if self.readonly:
+            raise DatabaseReadOnly(f"{self.path} is open read-only")
+        conn = self.connection
         if self._depth:
             self._depth += 1
             try:
@@ -160,16 +333,71 @@ class AtomDB:
             finally:
                 self._depth -= 1
             return
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"), busy_timeout)
         self._depth = 1
         try:
             yield self
-        except BaseException:
+        except BaseException as exc:
             self._depth = 0
-            self._conn.execute("ROLLBACK")
+            self._rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise self._named(exc) from None
+            if isinstance(exc, OverflowError):
+                raise ConfigError(f"{self.path}: a value is too large for SQLite ({exc}); "
+                                  "nothing was written") from None
             raise
         self._depth = 0
-        self._conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise self._named(exc) from None
+
+    def _rollback(self) -> None:
+        try:
+            self.connection.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite already rolled back (e.g. after "disk full")
+
+    # -- other packages' tables -----------------------------------------------------------------
+
+    def ensure_tables(self, name: str, sql: str, *, version: int = 1) -> int | None:
+        """Keep a package's own tables in this file; returns the version registered before.
+
+        ``sql`` holds ``CREATE TABLE|INDEX IF NOT EXISTS`` statements for the package's own
+        tables (never AtomDB's). They run in one transaction, and ``(name, version)`` is
+        recorded in ``atomdb_extensions``. The return value (None: first time) lets the
+        package migrate its own tables. AtomDB's identification and migrations ignore such
+        tables. On a read-only AtomDB the package must already be registered at ``version``.
+        """
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
+            raise ConfigError(f"extension name {name!r}: letters, digits, '_' and '.' only")
+        parts = statements(sql)
+        for statement in parts:
+            found = re.match(r"CREATE\s+(?:UNIQUE\s+)?(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+"
+                             r"[\"\[]?(\w+)", statement, re.IGNORECASE)
+            if not found:
+                raise ConfigError(f"ensure_tables({name!r}): only CREATE TABLE/INDEX IF NOT "
+                                  f"EXISTS statements, got {statement[:60]!r}")
+            if found.group(1).upper() == "TABLE" and found.group(2).lower() in CORE_TABLES:
+                raise ConfigError(f"ensure_tables({name!r}): {found.group(2)} is AtomDB's own")
+        before = None
+        if self.schema_version >= 2:
+            rows = self._rows("SELECT version FROM atomdb_extensions WHERE name = ?", (name,))
+            before = rows[0][0] if rows else None
+        if self.readonly:
+            if before is not None and before >= version:
+                return before
+            raise DatabaseReadOnly(f"{self.path} is open read-only; {name} tables (version "
+                                   f"{version}) are not set up in it")
+        with self.transaction():
+            for statement in parts:
+                self.connection.execute(statement)
+            self.connection.execute(
+                "INSERT INTO atomdb_extensions (name, version, registered_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET version = excluded.version, "
+                "registered_at = excluded.registered_at", (name, version, now()))
+        return before
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -177,34 +405,71 @@ class AtomDB:
         """Add atoms (board-independent rows) that are not yet stored; returns how many given."""
         rows = [_atom_row(a) for a in atoms]
         with self.transaction():
-            self._conn.executemany(
+            self.connection.executemany(
                 f"INSERT INTO atoms ({', '.join(_ATOM_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(_ATOM_COLUMNS))}) "
                 "ON CONFLICT (atom_key) DO NOTHING", rows)
         return len(rows)
 
-    def upsert_measurements(self, measurements: Iterable[Measurement]) -> int:
+    def upsert_measurements(self, measurements: Iterable[Measurement],
+                            busy_timeout: float | None = None) -> int:
         """Insert or replace measurements in ONE transaction; returns how many were written.
 
         The same (board, atom, kernel variant, source) written again replaces the earlier row,
-        so repeating a batch leaves the row count unchanged.
+        so repeating a batch leaves the row count unchanged. A stored measurement removes the
+        atom's failure row for that board and variant.
         """
-        columns = ("atom_key", *_PROVENANCE)
+        return self.commit_batch(measurements, (), busy_timeout=busy_timeout)
+
+    def commit_batch(self, measurements: Iterable[Measurement],
+                     failures: Iterable[tuple[str, str, str, str, str]],
+                     busy_timeout: float | None = None) -> int:
+        """Measurements and failure rows ``(board, atom key, variant, error, reason)`` together.
+
+        One transaction; returns the number of measurements written.
+        """
+        columns = ("atom_key", *PROVENANCE)
         sql = (f"INSERT INTO measurements ({', '.join(columns)}) "
                f"VALUES ({', '.join('?' * len(columns))}) "
                "ON CONFLICT (board, atom_key, kernel_variant, source) DO UPDATE SET "
-               + ", ".join(f"{c} = excluded.{c}" for c in _PROVENANCE
+               + ", ".join(f"{c} = excluded.{c}" for c in PROVENANCE
                            if c not in ("board", "kernel_variant", "source")))
+        conn = self.connection
         count = 0
-        with self.transaction():
+        with self.transaction(busy_timeout):
             for m in measurements:  # a generator that raises here rolls everything back
                 self.upsert_atoms([m.atom])
-                values = [getattr(m, c) for c in _PROVENANCE]
+                values = [getattr(m, c) for c in PROVENANCE]
                 if m.created_at is None:
-                    values[_PROVENANCE.index("created_at")] = _now()
-                self._conn.execute(sql, (m.key, *values))
+                    values[PROVENANCE.index("created_at")] = now()
+                conn.execute(sql, (m.key, *values))
+                conn.execute("DELETE FROM failures WHERE board = ? AND atom_key = ? "
+                             "AND kernel_variant = ?", (m.board, m.key, m.kernel_variant))
                 count += 1
+            stamp = now()
+            conn.executemany(
+                "INSERT INTO failures (board, atom_key, kernel_variant, error, reason, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (board, atom_key, "
+                "kernel_variant) DO UPDATE SET error = excluded.error, reason = "
+                "excluded.reason, created_at = excluded.created_at",
+                [(*f, stamp) for f in failures])
         return count
+
+    def failures(self, board: str | None = None, variant: str | None = None
+                 ) -> list[dict[str, str]]:
+        """Stored sweep failures (atoms that did not fit, faulted, or crashed a worker)."""
+        if self.schema_version < 2:
+            return []
+        where, params = [], []
+        for column, value in (("board", board), ("kernel_variant", variant)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = ("SELECT board, atom_key, kernel_variant, error, reason, created_at FROM failures"
+               + (f" WHERE {' AND '.join(where)}" if where else "")
+               + " ORDER BY board, atom_key, kernel_variant")
+        names = ("board", "atom_key", "kernel_variant", "error", "reason", "created_at")
+        return [dict(zip(names, r, strict=True)) for r in self._rows(sql, params)]
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -225,7 +490,7 @@ class AtomDB:
             if source is not None:
                 sql += " AND source = ?"
                 params.append(source)
-            present.update(r[0] for r in self._conn.execute(sql, params))
+            present.update(r[0] for r in self._rows(sql, params))
         return [k for k in wanted if k not in present]
 
     def measurements(self, board: str | None = None, *, variant: str | None = None,
@@ -238,12 +503,12 @@ class AtomDB:
                 + (f" WHERE {' AND '.join(where)}" if where else ""))
         order = " ORDER BY m.board, a.type, m.atom_key, m.kernel_variant, m.source"
         if keys is None:
-            return [_measurement(r) for r in self._conn.execute(base + order, params)]
+            return [_measurement(r) for r in self._rows(base + order, params)]
         out: list[Measurement] = []
         for chunk in _chunks(list(dict.fromkeys(keys))):
             sql = (base + (" AND " if where else " WHERE ")
                    + f"m.atom_key IN ({', '.join('?' * len(chunk))})" + order)
-            out += [_measurement(r) for r in self._conn.execute(sql, [*params, *chunk])]
+            out += [_measurement(r) for r in self._rows(sql, [*params, *chunk])]
         return out
 
     def lookup(self, board: str, atom: Atom, variant: str | None = None,
@@ -306,37 +571,50 @@ class AtomDB:
         return frame.sort_values(["type", "macs_per_ms"], ascending=[True, False],
                                  ignore_index=True)
 
-    def stats(self) -> dict[str, Any]:
-        """Counts: atoms, measurements, per board and source, per kernel variant, per type."""
-        q = self._conn.execute
+    def stats(self, board: str | None = None) -> dict[str, Any]:
+        """Counts: atoms, measurements, per board and source, per kernel variant, per type.
+
+        With ``board``, only that board's measurements (and the atoms they measure).
+        """
+        where, params = ("WHERE board = ?", [board]) if board is not None else ("", [])
+        measured = "atom_key IN (SELECT atom_key FROM measurements WHERE board = ?)"
+        atoms_where = f"WHERE {measured}" if board is not None else ""
+
+        def one(sql: str, args: Sequence[Any] = params) -> Any:
+            return self._rows(sql, args)[0][0]
+
         boards: dict[str, dict[str, int]] = {}
-        for board, source, n in q("SELECT board, source, COUNT(*) FROM measurements "
-                                  "GROUP BY board, source ORDER BY board, source"):
-            boards.setdefault(board, {})[source] = n
+        for name, source, n in self._rows(
+                f"SELECT board, source, COUNT(*) FROM measurements {where} "
+                "GROUP BY board, source ORDER BY board, source", params):
+            boards.setdefault(name, {})[source] = n
+        failures = 0
+        if self.schema_version >= 2:
+            failures = one(f"SELECT COUNT(*) FROM failures {where}")
         return {
             "path": str(self.path),
-            "schema_version": q("SELECT version FROM schema_version").fetchone()[0],
-            "atoms": q("SELECT COUNT(*) FROM atoms").fetchone()[0],
-            "measurements": q("SELECT COUNT(*) FROM measurements").fetchone()[0],
+            "schema_version": one("SELECT version FROM schema_version", ()),
+            "board": board,
+            "atoms": one(f"SELECT COUNT(*) FROM atoms {atoms_where}"),
+            "measurements": one(f"SELECT COUNT(*) FROM measurements {where}"),
+            "failures": failures,
             "boards": boards,
-            "kernel_variants": dict(q("SELECT kernel_variant, COUNT(*) FROM measurements "
-                                      "GROUP BY kernel_variant ORDER BY kernel_variant")),
-            "atom_types": dict(q("SELECT type, COUNT(*) FROM atoms GROUP BY type "
-                                 "ORDER BY type")),
+            "kernel_variants": dict(self._rows(
+                f"SELECT kernel_variant, COUNT(*) FROM measurements {where} "
+                "GROUP BY kernel_variant ORDER BY kernel_variant", params)),
+            "atom_types": dict(self._rows(
+                f"SELECT type, COUNT(*) FROM atoms {atoms_where} GROUP BY type ORDER BY type",
+                params)),
         }
 
     # -- files ------------------------------------------------------------------------------------
 
     def export(self, path: str | Path, board: str | None = None) -> int:
         """Write measurements as CSV or Parquet (by suffix) in the paper's layout; row count."""
-        from atomsim.db.tables import export_table
-
         return export_table(self, path, board=board)
 
     def import_file(self, path: str | Path, board: str | None = None, **options: Any) -> int:
         """Import a CSV/Parquet table (see :func:`atomsim.db.tables.import_table`)."""
-        from atomsim.db.tables import import_table
-
         return import_table(self, path, board=board, **options)
 
 
@@ -345,10 +623,14 @@ _ATOM_COLUMNS = ("atom_key", "type", "groups", "c_in", "h_in", "w_in", "k1", "k2
                  "input_bytes", "output_bytes")
 _ATOM_FIELDS = ("type", "groups", "c_in", "h_in", "w_in", "k1", "k2", "c_out", "h_out",
                 "w_out", "stride", "padding", "activation")
-_SELECT = ", ".join([*(f"a.{c}" for c in _ATOM_FIELDS), *(f"m.{c}" for c in _PROVENANCE)])
+_SELECT = ", ".join([*(f"a.{c}" for c in _ATOM_FIELDS), *(f"m.{c}" for c in PROVENANCE)])
 
 
 def _atom_row(atom: Atom) -> tuple:
+    for name, value in (("macs", atom.macs), ("flash", atom.flash_bytes),
+                        ("input_bytes", atom.input_bytes), ("output_bytes", atom.output_bytes)):
+        if value > MAX_INT:
+            raise ConfigError(f"atom {atom.describe()}: {name} {value} is too large to store")
     return (atom.key, atom.type, atom.groups, atom.c_in, atom.h_in, atom.w_in, atom.k1,
             atom.k2, atom.c_out, atom.h_out, atom.w_out, atom.stride,
             format_padding(atom.padding), atom.activation, atom.flash_bytes, atom.macs,
@@ -359,7 +641,7 @@ def _measurement(row: Sequence[Any]) -> Measurement:
     n = len(_ATOM_FIELDS)
     atom_values = dict(zip(_ATOM_FIELDS, row[:n], strict=True))
     atom_values["padding"] = parse_padding(atom_values["padding"])
-    return Measurement(atom=Atom(**atom_values), **dict(zip(_PROVENANCE, row[n:], strict=True)))
+    return Measurement(atom=Atom(**atom_values), **dict(zip(PROVENANCE, row[n:], strict=True)))
 
 
 def _filters(**given: str | None) -> tuple[list[str], list[Any]]:

@@ -216,5 +216,5 @@ def guidelines(db: AtomDB, board: str, out_dir: str | Path) -> dict[str, Any]:
 
 def report_guidelines(db_path: str | Path, board: str, out_dir: str | Path) -> dict[str, Any]:
     """``atomsim report guidelines DB --board B --out DIR``: :func:`guidelines` on a file."""
-    with AtomDB.open(db_path, must_exist=True) as db:
+    with AtomDB.open(db_path, readonly=True) as db:
         return guidelines(db, board, out_dir)

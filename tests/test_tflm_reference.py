@@ -1,11 +1,13 @@
-"""atomsim.nn.ops.reference == TensorFlow Lite Micro's reference kernels, bit for bit.
+"""The registry's numpy references == TensorFlow Lite Micro's reference kernels, bit for bit.
 
-For each op, a single-operator int8 .tflite model is built here (flatbuffers object API of the
+For each operator that TFLite has, a single-operator int8 .tflite model is built here (flatbuffers object API of the
 schema module that ships with tflite_micro), with real float scales and zero points; it runs
 in tflite_micro's interpreter, whose Prepare() derives the fixed-point parameters itself. Our
 numpy reference gets its parameters from the same scales through atomsim.nn.ops.quant (the way
 TFLite's Prepare() does it) and must produce the same int8 tensor. Padding SAME/VALID is turned
-into explicit pads the way TFLite computes them. Skipped when tflite_micro is not installed.
+into explicit pads the way TFLite computes them. The expectation is the registry's
+(``atomsim.nn.registry.expected_output`` of a ``KernelCall``), the same path the kernel tests
+and the profiler use. Skipped when tflite_micro is not installed.
 """
 
 from __future__ import annotations
@@ -19,14 +21,36 @@ flatbuffers = pytest.importorskip("flatbuffers", reason="flatbuffers (tflite-mic
 
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as tfl  # noqa: E402
 
+from atomsim.nn import registry  # noqa: E402
 from atomsim.nn.ops import quant  # noqa: E402
-from atomsim.nn.ops import reference as ref  # noqa: E402
+from atomsim.nn.ops.cases import KernelCall  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
 SEEDS = (0, 1)
 ACT = {"none": tfl.ActivationFunctionType.NONE, "relu": tfl.ActivationFunctionType.RELU,
        "relu6": tfl.ActivationFunctionType.RELU6}
+# Operators compared here, and why the others are not: every registry operator is in one.
+COMPARED = ("conv", "depthwise_conv", "fully_connected", "add", "mul", "hard_swish",
+            "avgpool", "maxpool", "pad", "relu")
+NOT_COMPARED = {
+    "pointwise_conv": "a 1x1 convolution: TFLite's CONV_2D with a 1x1 filter (conv1x1 case)",
+    "global_avgpool": "TFLite expresses it as MEAN over H, W, whose int8 requantization differs",
+    "hard_sigmoid": "no TFLite builtin; the kernel is a table lookup built on the host",
+}
+
+
+def test_every_operator_is_compared_or_says_why():
+    """Adding an operator means comparing it with TFLM here or saying why not."""
+    names = {op.name for op in registry.OPERATORS}
+    assert set(COMPARED) | set(NOT_COMPARED) == names
+    assert not set(COMPARED) & set(NOT_COMPARED)
+
+
+def expected(op: str, x: np.ndarray, out_dims, params=None, **fields) -> np.ndarray:
+    """The registry's expectation for one call of ``op``."""
+    call = KernelCall(op, tuple(x.shape), tuple(out_dims), params, input=x, **fields)
+    return registry.expected_output(call)
 
 
 # ---------------------------------------------------------------- model building ----------
@@ -180,8 +204,9 @@ def test_conv_and_depthwise_match_tflm(name: str, seed: int):
     mult, shift = quant.per_channel_multipliers(in_scale * w_scales / out_scale)
     lo, hi = quant.activation_range(s["act"], out_scale, out_zp)
     params = quant.ConvParams(st, st, pt, pl, 1, 1, -in_zp, out_zp, lo, hi)
-    fn = ref.depthwise_conv_s8 if dw else ref.conv_s8
-    want = fn(x, filt, bias, mult, shift, params, (out_h, out_w))
+    want = expected("depthwise_conv" if dw else "conv", x, (1, out_h, out_w, co), params,
+                    filter_dims=filt.shape, filter=filt, bias=bias, multiplier=mult,
+                    shift=shift)
     assert_same(got, want, name)
 
 
@@ -215,7 +240,9 @@ def test_fully_connected_matches_tflm(name: str, seed: int):
     mult, shift = quant.per_channel_multipliers([in_scale * w_scale / out_scale])
     lo, hi = quant.activation_range(s["act"], out_scale, out_zp)
     params = quant.FcParams(-in_zp, out_zp, lo, hi, 0)
-    want = ref.fully_connected_s8(x.reshape(n, 1, 1, c), weights, bias, mult, shift, params)
+    want = expected("fully_connected", x.reshape(n, 1, 1, c), (n, 1, 1, co), params,
+                    filter_dims=(co, 1, 1, c), filter=weights, bias=bias, multiplier=mult,
+                    shift=shift)
     assert_same(got, want, name)
 
 
@@ -254,10 +281,40 @@ def test_add_and_mul_match_tflm(op: str, name: str, seed: int):
 
     lo, hi = quant.activation_range(s["act"], so, zpo)
     if op == "add":
-        want = ref.add_s8(x1, x2, quant.add_quant_params(s1, zp1, s2, zp2, so, zpo, lo, hi))
+        params = quant.add_quant_params(s1, zp1, s2, zp2, so, zpo, lo, hi)
     else:
-        want = ref.mul_s8(x1, x2, quant.mul_quant_params(s1, zp1, s2, zp2, so, zpo, lo, hi))
+        params = quant.mul_quant_params(s1, zp1, s2, zp2, so, zpo, lo, hi)
+    want = expected(op, x1, dims, params, in2_dims=dims2, input2=x2)
     assert_same(got, want, f"{op} {name}")
+
+
+# TFLM's RELU requantizes input -> output like TFLite's ReluQuantized; its RELU6 only clamps
+# the input (it assumes the output shares the input's scale and zero point), so RELU6 is
+# compared with equal quantization, where both definitions agree.
+RELU_CASES = {"relu_same_scale": ("relu", 1.0), "relu_rescale": ("relu", 3.0),
+              "relu_rescale_down": ("relu", 0.4), "relu6_same_quant": ("relu6", 1.0)}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", RELU_CASES)
+def test_relu_matches_tflm(name: str, seed: int):
+    kind, ratio = RELU_CASES[name]
+    rng = np.random.default_rng(seed)
+    in_scale = f32(rng.uniform(0.01, 0.1))
+    out_scale = f32(in_scale / ratio)
+    in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, 2))
+    if kind == "relu6":
+        out_zp = in_zp
+    x = np.arange(-128, 128).astype(np.int8).reshape(1, 16, 16, 1)  # every input value
+
+    m = SingleOpModel()
+    t_in = m.tensor(x.shape, tfl.TensorType.INT8, in_scale, in_zp)
+    t_out = m.tensor(x.shape, tfl.TensorType.INT8, out_scale, out_zp)
+    builtin = tfl.BuiltinOperator.RELU if kind == "relu" else tfl.BuiltinOperator.RELU6
+    got = run_tflm(m.build(builtin, [t_in], [t_out]), x)
+    want = expected("relu", x, x.shape,
+                    quant.relu_quant_params(in_scale, in_zp, out_scale, out_zp, kind))
+    assert_same(got, want, f"relu {name}")
 
 
 HSWISH_CASES = {"typical": (0.04, 0.03), "wide": (0.2, 0.1), "narrow": (0.003, 0.002)}
@@ -275,8 +332,8 @@ def test_hard_swish_matches_tflm(name: str, seed: int):
     t_in = m.tensor(x.shape, tfl.TensorType.INT8, in_scale, in_zp)
     t_out = m.tensor(x.shape, tfl.TensorType.INT8, out_scale, out_zp)
     got = run_tflm(m.build(tfl.BuiltinOperator.HARD_SWISH, [t_in], [t_out]), x)
-    want = ref.hard_swish_s8(x, quant.hard_swish_quant_params(in_scale, in_zp, out_scale,
-                                                              out_zp))
+    want = expected("hard_swish", x, x.shape,
+                    quant.hard_swish_quant_params(in_scale, in_zp, out_scale, out_zp))
     assert_same(got, want, f"hard_swish {name}")
 
 
@@ -313,8 +370,8 @@ def test_pooling_matches_tflm(op: str, name: str, seed: int):
 
     lo, hi = quant.activation_range(s["act"], scale, zp)
     params = quant.PoolParams(st, st, pt, pl, lo, hi)
-    fn = ref.avgpool_s8 if op == "avgpool" else ref.maxpool_s8
-    assert_same(got, fn(x, (k, k), params, (out_h, out_w)), f"{op} {name}")
+    want = expected(op, x, (1, out_h, out_w, c), params, filter_dims=(1, k, k, 1))
+    assert_same(got, want, f"{op} {name}")
 
 
 @pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 2, 3, 0)])
@@ -332,5 +389,5 @@ def test_pad_matches_tflm(pads: tuple[int, int, int, int]):
     t_out = m.tensor(out_shape, tfl.TensorType.INT8, scale, zp)
     got = run_tflm(m.build(tfl.BuiltinOperator.PAD, [t_in, t_pad], [t_out],
                            tfl.BuiltinOptions.PadOptions, tfl.PadOptionsT()), x)
-    want = ref.pad_s8(x, quant.PadParams(top, bottom, left, right, zp))
+    want = expected("pad", x, out_shape, quant.PadParams(top, bottom, left, right, zp))
     assert_same(got, want, f"pad {pads}")

@@ -5,7 +5,8 @@
 * Graphs built from configs (seeded random weights) are written out as .tflite here (with the
   flatbuffers object API of the schema module that ships with tflite_micro) with every
   activation as a model output, so every layer is compared, not just the last one.
-* Softmax alone over many logit vectors and scales (the gemmlowp fixed-point path).
+* Softmax, logistic and MEAN alone (imported single-op models for the latter two): the ops
+  the interpreter implements itself after TFLite's reference kernels.
 Skipped when tflite_micro is not installed or the shared data is absent.
 """
 
@@ -23,6 +24,7 @@ flatbuffers = pytest.importorskip("flatbuffers", reason="flatbuffers (tflite-mic
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as tfl  # noqa: E402
 
 from atomsim.nn.frontends import load_model, stage_config  # noqa: E402
+from atomsim.nn.frontends.tflite_import import from_bytes  # noqa: E402
 from atomsim.nn.graph import INT32, Graph  # noqa: E402
 from atomsim.nn.interpreter import run, softmax_s8  # noqa: E402
 from atomsim.nn.lowering import build_graph, with_random_weights  # noqa: E402
@@ -86,6 +88,45 @@ def test_softmax_matches_tflite_micro(scale):
     m.op(tfl.BuiltinOperator.SOFTMAX, [t_in], [t_out], tfl.BuiltinOptions.SoftmaxOptions, opts)
     (want,) = run_tflm(m.build([t_in], [t_out]), x)
     assert_same(softmax_s8(x, float(np.float32(scale))), want, f"softmax scale {scale}")
+
+
+@pytest.mark.parametrize("scale, zero_point", [(0.05, 0), (0.1, -20), (0.5, 5), (0.004, -100)])
+def test_imported_logistic_matches_tflite_micro(scale, zero_point):
+    x = np.arange(-128, 128).astype(np.int8).reshape(1, 16, 16, 1)  # every input value
+    m = _Model()
+    t_in = m.tensor(x.shape, tfl.TensorType.INT8, scale, zero_point)
+    t_out = m.tensor(x.shape, tfl.TensorType.INT8, 1 / 256, -128)
+    m.op(tfl.BuiltinOperator.LOGISTIC, [t_in], [t_out])
+    model = m.build([t_in], [t_out])
+    g = from_bytes(model, "logistic.tflite")
+    assert [op.kind for op in g.ops] == ["logistic"]
+    (want,) = run_tflm(model, x)
+    assert_same(run(g, x)[0], want, f"logistic {scale} {zero_point}")
+    assert len(set(want.ravel().tolist())) > 20
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_imported_mean_matches_tflite_micro(seed):
+    rng = np.random.default_rng(seed)
+    h, w, c = (int(v) for v in rng.integers(1, 12, 3))
+    x = rng.integers(-128, 128, size=(1, h, w, c + 2)).astype(np.int8)
+    s_in, zp_in = float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128))
+    s_out, zp_out = ((s_in, zp_in) if seed % 2 else
+                     (float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128))))
+    m = _Model()
+    t_in = m.tensor(x.shape, tfl.TensorType.INT8, s_in, zp_in)
+    axes = m.tensor((2,), tfl.TensorType.INT32, data=np.array([1, 2], np.int32))
+    t_out = m.tensor((1, 1, 1, c + 2), tfl.TensorType.INT8, s_out, zp_out)
+    opts = tfl.ReducerOptionsT()
+    opts.keepDims = True
+    m.op(tfl.BuiltinOperator.MEAN, [t_in, axes], [t_out], tfl.BuiltinOptions.ReducerOptions,
+         opts)
+    model = m.build([t_in], [t_out])
+    g = from_bytes(model, "mean.tflite")
+    assert [op.kind for op in g.ops] == ["mean"]
+    assert g.atom(0).type == "global_avgpool"
+    (want,) = run_tflm(model, x)
+    assert_same(run(g, x)[0], want, f"mean seed {seed}")
 
 
 # ---------------------------------------------------------------- graphs from configs ------

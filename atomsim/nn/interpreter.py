@@ -197,6 +197,11 @@ def run_op(graph: Graph, index: int, inputs: Sequence[np.ndarray]) -> np.ndarray
         return ref.hard_swish_s8(x, q.hard_swish_quant_params(s_in, zp_in, s_out, zp_out))
     if kind == "hard_sigmoid":
         return ref.hard_sigmoid_s8(x, q.hard_sigmoid_lut(s_in, zp_in, s_out, zp_out))
+    if kind == "logistic":
+        if (s_out, zp_out) != (1 / 256, -128):
+            raise GraphError(f"op {index} (logistic): output must be scale 1/256, zero point "
+                             f"-128 (TFLite int8), got {s_out}, {zp_out}", op_index=index)
+        return logistic_s8(x, s_in, zp_in)
     if kind == "softmax":
         if (s_out, zp_out) != (1 / 256, -128):
             raise GraphError(f"op {index} (softmax): output must be scale 1/256, zero point "
@@ -209,17 +214,39 @@ def run_op(graph: Graph, index: int, inputs: Sequence[np.ndarray]) -> np.ndarray
 def mean_s8(x: np.ndarray, s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
     """TFLite MEAN over H and W of an int8 NHWC tensor, keeping (1, 1, 1, C).
 
-    With equal input and output quantization this is the sum divided by H·W, truncated
-    toward zero (TFLite's reference Mean); otherwise the sum is requantized.
+    TFLite's integer QuantizedMeanOrSum: the multiplier of s_in / s_out takes the 1/count
+    factor in (``fold`` bits of headroom, integer division), then the zero-point-corrected
+    sum is requantized with it.
     """
-    h, w = x.shape[1:3]
-    n = h * w
-    total = x.astype(np.int64).sum(axis=(1, 2), keepdims=True)
-    if (s_in, zp_in) == (s_out, zp_out):
-        mean = np.where(total >= 0, total // n, -((-total) // n))
-        return mean.astype(np.int8)
-    raise ConfigError("MEAN with different input and output quantization is not supported "
-                      "by the numpy interpreter yet")
+    count = x.shape[1] * x.shape[2]
+    multiplier, shift = q.quantize_multiplier(s_in / s_out)
+    fold = min(count.bit_length() - 1, 32, 31 + shift)
+    multiplier, shift = (multiplier << fold) // count, shift - fold
+    total = (x.astype(np.int64) - zp_in).sum(axis=(1, 2), keepdims=True)
+    out = q.multiply_by_quantized_multiplier(total, multiplier, shift) + zp_out
+    return np.clip(out, -128, 127).astype(np.int8)
+
+
+def logistic_s8(x: np.ndarray, s_in: float, zp_in: int) -> np.ndarray:
+    """int8 logistic (output scale 1/256, zero point -128), TFLite's reference_integer_ops:
+    the input in Q4.27, gemmlowp logistic, inputs beyond the radius saturate."""
+    integer_bits = 4
+    real = s_in * (1 << (31 - integer_bits))
+    frac, left_shift = math.frexp(real)
+    multiplier = int(math.copysign(math.floor(abs(frac) * (1 << 31) + 0.5), frac))
+    radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits))
+                        / (1 << left_shift))
+    v = x.astype(np.int64) - zp_in
+    inside = np.clip(v, -radius + 1, radius - 1)
+    a = q.multiply_by_quantized_multiplier(inside, multiplier, left_shift)  # Q4.27
+    positive = np.abs(a)
+    one_over = np.vectorize(_one_over_one_plus_x, otypes=[np.int64])
+    result_pos = one_over(exp_on_negative_values(-positive, integer_bits))
+    result = np.where(a > 0, result_pos, INT32_MAX - result_pos)
+    result = np.where(a == 0, 1 << 30, result)
+    y = np.clip(q.rdbpot(result, 31 - 8) - 128, -128, 127)
+    y = np.where(v <= -radius, -128, np.where(v >= radius, 127, y))
+    return y.astype(np.int8)
 
 
 def run(graph: Graph, inputs: np.ndarray | Sequence[np.ndarray], *,

@@ -1,0 +1,120 @@
+"""``atomsim atomnet train | quantize | export``: the AtomNet verbs (entry point atomsim.verbs).
+
+    atomsim atomnet train CONFIG.json --data fashion-mnist --epochs 5 --checkpoint-dir ck/
+    atomsim atomnet quantize ck/last.pt --data fashion-mnist --out model.q
+    atomsim atomnet export model.q --out model.tflite
+
+Imports torch only inside ``run`` (the CLI's protocol: registering stays light).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from atomsim.cli.options import verb_parser
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``atomnet`` verb and its sub-commands."""
+    parser = verb_parser(subparsers, "atomnet", "train, quantize and export AtomNet models")
+    sub = parser.add_subparsers(dest="atomnet_command", required=True, metavar="COMMAND")
+
+    def data_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", default="fashion-mnist",
+                       help="fashion-mnist, or an ImageFolder directory (train/ and val/ "
+                            "sub-directories, or class directories directly)")
+        p.add_argument("--limit", type=int, default=None, help="use the first N images")
+        p.add_argument("--test-limit", type=int, default=1000,
+                       help="evaluate on the first N test images (default 1000)")
+
+    t = verb_parser(sub, "train", "train a stage config with the paper's recipe")
+    t.add_argument("stage_config", type=Path, help="stage config JSON")
+    data_options(t)
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--base-lr", type=float, default=0.4,
+                   help="learning rate at batch 1024, scaled linearly (default 0.4)")
+    t.add_argument("--weight-decay", type=float, default=3e-4)
+    t.add_argument("--label-smoothing", type=float, default=0.0)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    t.add_argument("--checkpoint-dir", type=Path, default=Path("atomnet-checkpoints"))
+    t.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    t.add_argument("--init", type=Path, default=None,
+                   help="fine-tune: start from this checkpoint's weights (head skipped when "
+                        "the class count differs)")
+
+    q = verb_parser(sub, "quantize", "int8 post-training quantization; float vs int8 accuracy")
+    q.add_argument("checkpoint", type=Path, help="checkpoint written by train (last.pt)")
+    data_options(q)
+    q.add_argument("--calibration-images", type=int, default=256)
+    q.add_argument("--out", type=Path, required=True, help="quantized model file to write")
+
+    e = verb_parser(sub, "export", "write the quantized model as an int8 .tflite")
+    e.add_argument("qmodel", type=Path, help="file written by quantize")
+    e.add_argument("--out", type=Path, required=True, help=".tflite file to write")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the sub-command."""
+    return {"train": _train, "quantize": _quantize, "export": _export}[
+        args.atomnet_command](args)
+
+
+def _emit(args, data: dict, text: str) -> None:
+    from atomsim.cli.output import emit
+
+    emit(args, data, text)
+
+
+def _train(args) -> int:
+    from atomnet.config import load_stage_config
+    from atomnet.data import load_dataset
+    from atomnet.train import TrainConfig, evaluate, train
+
+    config = load_stage_config(args.stage_config)
+    r = config.input_resolution
+    data = load_dataset(args.data, "train", r, args.limit)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, base_lr=args.base_lr,
+                      weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                      seed=args.seed, device=args.device)
+    result = train(config, data, cfg, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+                   init=args.init, progress=not getattr(args, "json", False))
+    test = load_dataset(args.data, "test", r, args.test_limit)
+    acc = evaluate(result.model, test, device=args.device)
+    _emit(args, {"checkpoint": str(args.checkpoint_dir / "last.pt"), "history": result.history,
+                 "test_images": len(test), "float_accuracy": acc},
+          f"trained {len(result.history)} epochs; float accuracy on {len(test)} test images: "
+          f"{100 * acc:.2f} %; checkpoint {args.checkpoint_dir / 'last.pt'}")
+    return 0
+
+
+def _quantize(args) -> int:
+    from atomnet.data import load_dataset
+    from atomnet.quantize import evaluate_int8, post_training_quantize
+    from atomnet.train import evaluate, model_from_checkpoint
+
+    model = model_from_checkpoint(args.checkpoint)
+    r = model.config.input_resolution
+    calib = load_dataset(args.data, "train", r, args.calibration_images)
+    q = post_training_quantize(model, calib, args.calibration_images)
+    test = load_dataset(args.data, "test", r, args.test_limit)
+    f_acc, q_acc = evaluate(model, test), evaluate_int8(q, test)
+    q.save(args.out)
+    _emit(args, {"out": str(args.out), "test_images": len(test), "float_accuracy": f_acc,
+                 "int8_accuracy": q_acc},
+          f"{len(test)} test images: float {100 * f_acc:.2f} %, int8 {100 * q_acc:.2f} % "
+          f"({100 * (q_acc - f_acc):+.2f} points); wrote {args.out}")
+    return 0
+
+
+def _export(args) -> int:
+    from atomnet.export_tflite import export_tflite
+    from atomnet.quantize import QModel
+
+    path = export_tflite(QModel.load(args.qmodel), args.out)
+    size = path.stat().st_size
+    _emit(args, {"out": str(path), "bytes": size}, f"wrote {path} ({size:,} bytes)")
+    return 0

@@ -1,9 +1,10 @@
 """Numpy int8 execution of a :class:`~atomsim.nn.graph.Graph`, bit-exact with TFLite semantics.
 
-Each op runs the integer-exact reference of its kernel (:mod:`atomsim.nn.ops.reference`) with
-parameters derived from the tensors' scales and zero points the way TFLite's ``Prepare()``
-derives them (:mod:`atomsim.nn.ops.quant`). Ops with no atom kernel (softmax, logistic, MEAN)
-are implemented here after TFLite's reference kernels (gemmlowp fixed point), so that a whole
+Each atom op becomes the kernel call the firmware makes (:func:`kernel_call`: parameters derived
+from the tensors' scales and zero points the way TFLite's ``Prepare()`` derives them, with
+:mod:`atomsim.nn.ops.quant`) and runs the integer-exact reference of that kernel
+(:mod:`atomsim.nn.registry`, :mod:`atomsim.nn.ops.reference`). Ops with no atom kernel
+(softmax, logistic, MEAN) are implemented here after TFLite's reference kernels (gemmlowp fixed point), so that a whole
 imported model can be compared with TensorFlow Lite Micro bit for bit.
 """
 
@@ -15,9 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from atomsim.core.errors import ConfigError
-from atomsim.nn.graph import Graph, GraphError, Op
+from atomsim.nn import registry
+from atomsim.nn.graph import Graph, GraphError
 from atomsim.nn.ops import quant as q
-from atomsim.nn.ops import reference as ref
+from atomsim.nn.ops.cases import KernelCall
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
@@ -132,29 +134,88 @@ def softmax_s8(x: np.ndarray, in_scale: float, beta: float = 1.0) -> np.ndarray:
 
 # ---- the interpreter ----------------------------------------------------------------------
 
-def _conv(graph: Graph, op: Op, x: np.ndarray) -> np.ndarray:
-    s_in, zp_in = _scale_zp(graph, op.inputs[0])
+# Graph op kinds -> the kernel (operator of atomsim.nn.registry) that runs them.
+KERNEL_OF = {"pad": "pad", "conv": "conv", "dw": "depthwise_conv", "pw": "pointwise_conv",
+             "fc": "fully_connected", "add": "add", "mul": "mul", "mul_bcast": "mul",
+             "avgpool": "avgpool", "maxpool": "maxpool", "global_avgpool": "global_avgpool",
+             "relu": "relu", "relu6": "relu", "hard_swish": "hard_swish",
+             "hard_sigmoid": "hard_sigmoid"}
+
+
+def kernel_call(graph: Graph, index: int,
+                inputs: Sequence[np.ndarray | None] = (None, None)) -> KernelCall:
+    """The kernel call op ``index`` makes: operator, dims, the parameter record and the
+    constant arrays (filter, bias, per-channel multiplier and shift, hard-sigmoid table),
+    derived from the tensors' scales and zero points as TFLite's ``Prepare()`` does.
+
+    The numpy interpreter and the network firmware both run these calls, so the two derive
+    their parameters in one place. ``inputs`` are the activation arrays (None: shapes only).
+    """
+    op = graph.ops[index]
+    kind = op.kind
+    if kind not in KERNEL_OF:
+        raise GraphError(f"op {index} ({kind}) has no atom kernel", op_index=index)
+    acts = graph.activation_inputs(op)
+    in_dims = graph.tensors[acts[0]].nhwc
+    out_dims = graph.tensors[op.outputs[0]].nhwc
+    x = inputs[0] if inputs else None
+    x2 = inputs[1] if len(inputs) > 1 else None
+    s_in, zp_in = _scale_zp(graph, acts[0])
     s_out, zp_out = _scale_zp(graph, op.outputs[0])
-    wt = graph.tensors[op.inputs[1]]
-    bias = graph.tensors[op.inputs[2]].data if len(op.inputs) > 2 else None
-    if wt.data is None or wt.quant is None:
-        raise GraphError(f"op {op.name}: weights have no data", tensor_id=wt.id)
-    w_scales = np.asarray(wt.quant.scale, dtype=np.float64)
     lo, hi = q.activation_range(op.param("activation", "none"), s_out, zp_out)
-    _, ho, wo, co = graph.tensors[op.outputs[0]].shape
-    if op.kind == "fc":
-        per_channel = len(w_scales) > 1
+    name = KERNEL_OF[kind]
+    if kind in ("conv", "dw", "pw", "fc"):
+        wt = graph.tensors[op.inputs[1]]
+        if wt.data is None or wt.quant is None:
+            raise GraphError(f"op {index} ({kind}): weights have no data; give the graph "
+                             "weights first (lowering.with_random_weights)", op_index=index)
+        bias = graph.tensors[op.inputs[2]].data if len(op.inputs) > 2 else None
+        c_out = out_dims[3]
+        w_scales = np.asarray(wt.quant.scale, dtype=np.float64)
+        if len(w_scales) == 1:
+            w_scales = np.repeat(w_scales, c_out)
         mult, shift = q.per_channel_multipliers(s_in * w_scales / s_out)
-        params = q.FcParams(-zp_in, zp_out, lo, hi, int(per_channel))
-        return ref.fully_connected_s8(x, wt.data, bias, mult, shift, params)
-    if len(w_scales) == 1:
-        w_scales = np.repeat(w_scales, co)
-    mult, shift = q.per_channel_multipliers(s_in * w_scales / s_out)
-    stride = op.param("stride", 1)
-    pt, pl, _, _ = op.param("padding", (0, 0, 0, 0))
-    params = q.ConvParams(stride, stride, pt, pl, 1, 1, -zp_in, zp_out, lo, hi)
-    fn = {"conv": ref.conv_s8, "dw": ref.depthwise_conv_s8, "pw": ref.conv_s8}[op.kind]
-    return fn(x, wt.data, bias, mult, shift, params, (ho, wo))
+        if kind == "fc":
+            filt = wt.data.reshape(c_out, 1, 1, -1)
+            params = q.FcParams(-zp_in, zp_out, lo, hi, 1)
+            in_dims = (1, 1, 1, int(np.prod(in_dims)))
+            x = None if x is None else x.reshape(in_dims)
+        else:
+            filt = wt.data
+            stride = op.param("stride", 1)
+            pt, pl, _, _ = op.param("padding", (0, 0, 0, 0))
+            params = q.ConvParams(stride, stride, pt, pl, 1, 1, -zp_in, zp_out, lo, hi)
+        return KernelCall(name, in_dims, out_dims, params, filter_dims=filt.shape, input=x,
+                          filter=filt, bias=bias, multiplier=mult, shift=shift)
+    if kind == "pad":
+        pt, pl, pb, pr = op.param("padding")
+        return KernelCall(name, in_dims, out_dims, q.PadParams(pt, pb, pl, pr, zp_out),
+                          input=x)
+    if kind in ("add", "mul", "mul_bcast"):
+        s2, zp2 = _scale_zp(graph, acts[1])
+        in2_dims = graph.tensors[acts[1]].nhwc
+        if kind == "add":
+            params = q.add_quant_params(s_in, zp_in, s2, zp2, s_out, zp_out, lo, hi)
+        else:
+            params = q.mul_quant_params(s_in, zp_in, s2, zp2, s_out, zp_out, lo, hi)
+        return KernelCall(name, in_dims, out_dims, params, in2_dims=in2_dims, input=x,
+                          input2=x2)
+    if kind in ("avgpool", "maxpool"):
+        stride = op.param("stride", 1)
+        pt, pl, _, _ = op.param("padding", (0, 0, 0, 0))
+        kh, kw = op.param("kernel")
+        return KernelCall(name, in_dims, out_dims, q.PoolParams(stride, stride, pt, pl, lo, hi),
+                          filter_dims=(1, kh, kw, 1), input=x)
+    if kind == "global_avgpool":
+        return KernelCall(name, in_dims, out_dims, q.GlobalPoolParams(lo, hi), input=x)
+    if kind in ("relu", "relu6"):
+        return KernelCall(name, in_dims, out_dims,
+                          q.relu_quant_params(s_in, zp_in, s_out, zp_out, kind), input=x)
+    if kind == "hard_swish":
+        return KernelCall(name, in_dims, out_dims,
+                          q.hard_swish_quant_params(s_in, zp_in, s_out, zp_out), input=x)
+    lut = q.hard_sigmoid_lut(s_in, zp_in, s_out, zp_out)  # hard_sigmoid
+    return KernelCall(name, in_dims, out_dims, None, input=x, filter=lut)
 
 
 def run_op(graph: Graph, index: int, inputs: Sequence[np.ndarray]) -> np.ndarray:
@@ -165,38 +226,13 @@ def run_op(graph: Graph, index: int, inputs: Sequence[np.ndarray]) -> np.ndarray
     out_shape = graph.tensors[op.outputs[0]].shape
     if kind == "reshape":
         return x.reshape(out_shape)
-    if kind in ("conv", "dw", "pw", "fc"):
-        return _conv(graph, op, x).reshape(out_shape)
+    if kind in KERNEL_OF:
+        call = kernel_call(graph, index, inputs)
+        return registry.expected_output(call).reshape(out_shape)
     s_in, zp_in = _scale_zp(graph, op.inputs[0])
     s_out, zp_out = _scale_zp(graph, op.outputs[0])
-    if kind == "pad":
-        pt, pl, pb, pr = op.param("padding")
-        return ref.pad_s8(x, q.PadParams(pt, pb, pl, pr, zp_out))
-    if kind in ("add", "mul", "mul_bcast"):
-        s2, zp2 = _scale_zp(graph, op.inputs[1])
-        lo, hi = q.activation_range(op.param("activation", "none"), s_out, zp_out)
-        if kind == "add":
-            return ref.add_s8(x, inputs[1], q.add_quant_params(s_in, zp_in, s2, zp2, s_out,
-                                                               zp_out, lo, hi))
-        return ref.mul_s8(x, inputs[1], q.mul_quant_params(s_in, zp_in, s2, zp2, s_out, zp_out,
-                                                           lo, hi))
-    if kind in ("avgpool", "maxpool"):
-        lo, hi = q.activation_range(op.param("activation", "none"), s_out, zp_out)
-        stride = op.param("stride", 1)
-        pt, pl, _, _ = op.param("padding", (0, 0, 0, 0))
-        params = q.PoolParams(stride, stride, pt, pl, lo, hi)
-        fn = ref.avgpool_s8 if kind == "avgpool" else ref.maxpool_s8
-        return fn(x, op.param("kernel"), params, out_shape[1:3])
-    if kind == "global_avgpool":
-        return ref.global_avgpool_s8(x)
     if kind == "mean":
         return mean_s8(x, s_in, zp_in, s_out, zp_out)
-    if kind in ("relu", "relu6"):
-        return ref.relu_s8(x, q.relu_quant_params(s_in, zp_in, s_out, zp_out, kind))
-    if kind == "hard_swish":
-        return ref.hard_swish_s8(x, q.hard_swish_quant_params(s_in, zp_in, s_out, zp_out))
-    if kind == "hard_sigmoid":
-        return ref.hard_sigmoid_s8(x, q.hard_sigmoid_lut(s_in, zp_in, s_out, zp_out))
     if kind == "logistic":
         if (s_out, zp_out) != (1 / 256, -128):
             raise GraphError(f"op {index} (logistic): output must be scale 1/256, zero point "

@@ -4,8 +4,8 @@ Each atom op becomes the kernel call the firmware makes (:func:`kernel_call`: pa
 from the tensors' scales and zero points the way TFLite's ``Prepare()`` derives them, with
 :mod:`atomsim.nn.ops.quant`) and runs the integer-exact reference of that kernel
 (:mod:`atomsim.nn.registry`, :mod:`atomsim.nn.ops.reference`). Ops with no atom kernel
-(softmax, logistic, MEAN) are implemented here after TFLite's reference kernels (gemmlowp fixed point), so that a whole
-imported model can be compared with TensorFlow Lite Micro bit for bit.
+(softmax, logistic, MEAN) are implemented here after TFLite's reference kernels (gemmlowp
+fixed point), so that a whole imported model can be compared with TensorFlow Lite Micro bit for bit.
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ def harness_elf(board: Board, variant: str = DEFAULT_VARIANT) -> Path:
     include = [KERNELS_DIR / "include", KERNELS_DIR / "reference"]
     if variant != "reference":
         include.insert(1, KERNELS_DIR / variant)
-    return build(f"harness-{variant}", board, [HARNESS_SRC, *kernel_sources(variant)],
+    return build(f"harness-{variant}", board,
+                 [HARNESS_SRC, HARNESS_SRC.parent / "serial_link.c", *kernel_sources(variant)],
                  include_dirs=include)
 
 

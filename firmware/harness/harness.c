@@ -13,6 +13,7 @@
 
 #include "atomsim_nn.h"
 #include "atomsim_rt.h"
+#include "serial_link.h"
 
 enum atomsim_harness {
     ATOMSIM_HARNESS_MAGIC = 0x41544F4D, /* "ATOM" */
@@ -86,11 +87,21 @@ static atomsim_status dispatch(const atomsim_job_t *j) {
     }
 }
 
+static int32_t serial_job(const void *job) { return dispatch(job); }
+
 int main(void) {
     /* Copies on the stack would add the descriptors to the kernels' stack figure; cast away
      * volatile instead: the host wrote them before reset and only the status changes. */
     const atomsim_job_t *jobs = (const atomsim_job_t *)atomsim_jobs;
     uint32_t n = atomsim_njobs;
+    if (n == 0 || n > MAX_JOBS || jobs[0].magic != ATOMSIM_HARNESS_MAGIC) {
+        /* No job list in memory (a board after power-on or reset): take jobs over the console
+         * (serial_link.c, docs/serial-protocol.md). */
+        static const atomsim_serial_harness link = {(void *)atomsim_jobs, sizeof(atomsim_job_t),
+                                                    MAX_JOBS, serial_job};
+        atomsim_njobs = 0;
+        atomsim_serial_serve(&link);
+    }
     if (n == 0 || n > MAX_JOBS)
         atomsim_fail("job count out of range");
     for (uint32_t i = 0; i < n; i++) {

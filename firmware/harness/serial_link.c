@@ -1,0 +1,334 @@
+/*
+ * Serial job link (see serial_link.h and docs/serial-protocol.md for the frame layout).
+ *
+ * Frame: A5 5A | type | seq | len (u16 LE) | CRC-8 of type..len | payload | CRC-32 (LE) of
+ * everything from type to the payload's end. A frame whose header or CRC does not check is dropped one byte at a time and
+ * the bytes already received are searched again for the next start, so a dropped or corrupted
+ * byte costs one retransmission, never a lost sync. Every request gets exactly one reply with
+ * its sequence number; a request repeating the previous sequence number (the host did not get
+ * our reply) is answered again without being applied twice.
+ */
+#include "serial_link.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "atomsim_rt.h"
+
+#define PROTOCOL_VERSION 1u
+#define MAX_PAYLOAD 1024u
+#define HEADER 7u
+#define TRAILER 4u
+#define SOF0 0xA5u
+#define SOF1 0x5Au
+
+enum frame_type {
+    T_HELLO = 0x01,
+    T_WRITE = 0x02,
+    T_RUN = 0x03,
+    T_READ = 0x04,
+    T_REPLY = 0x80, /* a reply's type is the request's | T_REPLY */
+    T_BOOT = 0xB0,  /* unsolicited, sequence 0: the firmware (re)started */
+    T_ERROR = 0xFF,
+};
+
+enum link_error {
+    E_UNKNOWN_TYPE = 1,
+    E_LENGTH = 2,
+    E_RANGE = 3,
+    E_SESSION = 4,    /* no HELLO since reset, or another session's nonce */
+    E_UPLOAD_CRC = 5, /* the host's upload CRC differs from what was applied here */
+    E_JOBS = 6,
+};
+
+extern const uint32_t vector_table[];
+extern const char __flash_used_end[];
+extern char _end[];
+extern char __heap_limit[];
+
+static uint32_t crc_table[256];
+static uint8_t rx[HEADER + MAX_PAYLOAD + TRAILER];
+static uint32_t rx_n;
+static uint8_t tx[HEADER + MAX_PAYLOAD + TRAILER];
+static uint32_t session;    /* 0 after reset: the host must say HELLO first */
+static uint32_t upload_crc; /* CRC-32 over every WRITE payload applied in this session */
+static int have_last;
+static uint8_t last_type, last_seq;
+static uint8_t last_result[12 + 8 * 64];
+static uint32_t last_result_len;
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+/* zlib's crc32(): crc32(crc32(0, a), b) == crc32(0, a || b). */
+static uint32_t crc32_update(uint32_t crc, const uint8_t *p, uint32_t n) {
+    crc = ~crc;
+    while (n--)
+        crc = crc_table[(crc ^ *p++) & 0xFFu] ^ (crc >> 8);
+    return ~crc;
+}
+
+static uint8_t crc8(const uint8_t *p, uint32_t n) { /* polynomial 0x07, initial 0 */
+    uint8_t c = 0;
+    while (n--) {
+        c ^= *p++;
+        for (int k = 0; k < 8; k++)
+            c = (uint8_t)((c & 0x80u) ? (c << 1) ^ 0x07u : c << 1);
+    }
+    return c;
+}
+
+static uint32_t get32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static void send(uint8_t type, uint8_t seq, const uint8_t *payload, uint32_t n) {
+    tx[0] = SOF0;
+    tx[1] = SOF1;
+    tx[2] = type;
+    tx[3] = seq;
+    tx[4] = (uint8_t)n;
+    tx[5] = (uint8_t)(n >> 8);
+    tx[6] = crc8(&tx[2], 4);
+    if (payload != &tx[HEADER])
+        memcpy(&tx[HEADER], payload, n);
+    put32(&tx[HEADER + n], crc32_update(0, &tx[2], HEADER - 2 + n));
+    for (uint32_t i = 0; i < HEADER + n + TRAILER; i++)
+        atomsim_putc((char)tx[i]);
+}
+
+static void send_error(uint8_t seq, uint8_t request, uint8_t code, uint32_t detail) {
+    uint8_t p[8] = {code, request, 0, 0};
+    put32(&p[4], detail);
+    send(T_ERROR, seq, p, sizeof p);
+}
+
+static void fill(uint32_t need) {
+    while (rx_n < need)
+        rx[rx_n++] = (uint8_t)atomsim_getc();
+}
+
+static void drop_one(void) {
+    memmove(rx, rx + 1, --rx_n);
+}
+
+/* Block until a frame with valid header and CRC sits at rx[0]; return its payload length. */
+static uint32_t receive(void) {
+    rx_n = 0;
+    for (;;) {
+        fill(1);
+        if (rx[0] != SOF0) {
+            drop_one();
+            continue;
+        }
+        fill(2);
+        if (rx[1] != SOF1) {
+            drop_one();
+            continue;
+        }
+        fill(HEADER);
+        uint32_t len = rx[4] | (uint32_t)rx[5] << 8;
+        if (crc8(&rx[2], 4) != rx[6] || len > MAX_PAYLOAD) {
+            drop_one();
+            continue;
+        }
+        fill(HEADER + len + TRAILER);
+        if (crc32_update(0, &rx[2], HEADER - 2 + len) != get32(&rx[HEADER + len])) {
+            drop_one();
+            continue;
+        }
+        return len;
+    }
+}
+
+static int inside(uint32_t addr, uint32_t n, uint32_t lo, uint32_t hi) {
+    return addr >= lo && addr <= hi && n <= hi - addr;
+}
+
+static uint32_t arena_lo(void) { return ((uint32_t)(uintptr_t)_end + 7u) & ~7u; }
+
+/* Writes go to the job array or the arena (free RAM after .bss), nowhere else. */
+static int writable(const atomsim_serial_harness *h, uint32_t addr, uint32_t n) {
+    uint32_t jobs = (uint32_t)(uintptr_t)h->jobs;
+    return inside(addr, n, jobs, jobs + h->job_size * h->max_jobs) ||
+           inside(addr, n, arena_lo(), (uint32_t)(uintptr_t)__heap_limit);
+}
+
+static void hello(const atomsim_serial_harness *h, uint8_t seq, const uint8_t *p, uint32_t n) {
+    if (n != 4) {
+        send_error(seq, T_HELLO, E_LENGTH, n);
+        return;
+    }
+    session = get32(p);
+    upload_crc = 0;
+    have_last = 0;
+    static uint32_t fw_crc;
+    if (fw_crc == 0) /* once: the image does not change while it runs */
+        fw_crc = crc32_update(0, (const uint8_t *)vector_table,
+                              (uint32_t)(__flash_used_end - (const char *)vector_table));
+    uint8_t *r = &tx[HEADER];
+    const uint32_t fields[] = {PROTOCOL_VERSION,    MAX_PAYLOAD,         h->job_size,
+                               h->max_jobs,         (uint32_t)(uintptr_t)h->jobs,   arena_lo(),
+                               (uint32_t)(uintptr_t)__heap_limit, ATOMSIM_CLOCK_HZ, (uint32_t)(uintptr_t)vector_table,
+                               (uint32_t)(uintptr_t)__flash_used_end, fw_crc,       session};
+    uint32_t len = 0;
+    for (uint32_t i = 0; i < sizeof fields / sizeof fields[0]; i++, len += 4)
+        put32(r + len, fields[i]);
+    const char *id = ATOMSIM_BOARD_ID;
+    while (*id)
+        r[len++] = (uint8_t)*id++;
+    send(T_HELLO | T_REPLY, seq, r, len);
+}
+
+static void write_data(const atomsim_serial_harness *h, uint8_t seq, const uint8_t *p,
+                       uint32_t n, int repeated) {
+    if (n < 8) {
+        send_error(seq, T_WRITE, E_LENGTH, n);
+        return;
+    }
+    if (session == 0 || get32(p) != session) {
+        send_error(seq, T_WRITE, E_SESSION, session);
+        return;
+    }
+    uint32_t addr = get32(p + 4);
+    if (!writable(h, addr, n - 8)) {
+        send_error(seq, T_WRITE, E_RANGE, addr);
+        return;
+    }
+    if (!repeated) {
+        memcpy((void *)(uintptr_t)addr, p + 8, n - 8);
+        upload_crc = crc32_update(upload_crc, p + 4, n - 4);
+    }
+    uint8_t r[4];
+    put32(r, upload_crc);
+    send(T_WRITE | T_REPLY, seq, r, sizeof r);
+}
+
+static void run(const atomsim_serial_harness *h, uint8_t seq, const uint8_t *p, uint32_t n,
+                int repeated) {
+    if (repeated && last_result_len) {
+        send(T_RUN | T_REPLY, seq, last_result, last_result_len);
+        return;
+    }
+    if (n < 12 || (n - 12) % 8 != 0) {
+        send_error(seq, T_RUN, E_LENGTH, n);
+        return;
+    }
+    if (session == 0 || get32(p) != session) {
+        send_error(seq, T_RUN, E_SESSION, session);
+        return;
+    }
+    if (get32(p + 4) != upload_crc) {
+        send_error(seq, T_RUN, E_UPLOAD_CRC, upload_crc);
+        return;
+    }
+    uint32_t njobs = get32(p + 8);
+    if (njobs == 0 || njobs > h->max_jobs || njobs > 64 || n != 12 + 8 * njobs) {
+        send_error(seq, T_RUN, E_JOBS, njobs);
+        return;
+    }
+    for (uint32_t i = 0; i < njobs; i++) {
+        if (!writable(h, get32(p + 12 + 8 * i), get32(p + 16 + 8 * i))) {
+            send_error(seq, T_RUN, E_RANGE, get32(p + 12 + 8 * i));
+            return;
+        }
+    }
+    /* Poison the outputs: a kernel that does not write its output cannot pass the CRC check
+     * with what an earlier run left there. */
+    for (uint32_t i = 0; i < njobs; i++)
+        memset((void *)(uintptr_t)get32(p + 12 + 8 * i), 0x5A, get32(p + 16 + 8 * i));
+    /* The measurement: DWT CYCCNT around each kernel call, nothing else in between. */
+    int32_t status = 0;
+    uint32_t done = 0;
+    uint32_t per_job[64];
+    uint32_t start = atomsim_cycles(), prev = start;
+    while (done < njobs && status == 0) {
+        status = h->run_job((const uint8_t *)h->jobs + done * h->job_size);
+        uint32_t now = atomsim_cycles();
+        per_job[done] = now - prev;
+        prev = now;
+        done++;
+    }
+    uint32_t total = prev - start;
+    for (uint32_t i = 0; i < done; i++) {
+        uint32_t crc = crc32_update(0, (const uint8_t *)(uintptr_t)get32(p + 12 + 8 * i),
+                                    get32(p + 16 + 8 * i));
+        put32(&last_result[12 + 8 * i], per_job[i]);
+        put32(&last_result[16 + 8 * i], crc);
+    }
+    put32(&last_result[0], (uint32_t)status);
+    put32(&last_result[4], done);
+    put32(&last_result[8], total);
+    last_result_len = 12 + 8 * done;
+    send(T_RUN | T_REPLY, seq, last_result, last_result_len);
+}
+
+static void read_data(uint8_t seq, const uint8_t *p, uint32_t n) {
+    if (n != 12) {
+        send_error(seq, T_READ, E_LENGTH, n);
+        return;
+    }
+    if (session == 0 || get32(p) != session) {
+        send_error(seq, T_READ, E_SESSION, session);
+        return;
+    }
+    uint32_t addr = get32(p + 4), len = get32(p + 8);
+    /* Any RAM the firmware reports on (arena, outputs); bounded by the frame size. */
+    if (len > MAX_PAYLOAD || !inside(addr, len, arena_lo(), (uint32_t)(uintptr_t)__heap_limit)) {
+        send_error(seq, T_READ, E_RANGE, addr);
+        return;
+    }
+    send(T_READ | T_REPLY, seq, (const uint8_t *)(uintptr_t)addr, len);
+}
+
+void atomsim_serial_serve(const atomsim_serial_harness *h) {
+    crc_init();
+    atomsim_cycles_start();
+    uint8_t boot[8];
+    put32(boot, 0x4C535441u); /* "ATSL" */
+    put32(boot + 4, PROTOCOL_VERSION);
+    send(T_BOOT, 0, boot, sizeof boot);
+    for (;;) {
+        uint32_t n = receive();
+        uint8_t type = rx[2], seq = rx[3];
+        const uint8_t *p = &rx[HEADER];
+        int repeated = have_last && seq == last_seq && type == last_type;
+        if (!repeated)
+            last_result_len = 0;
+        switch (type) {
+        case T_HELLO:
+            hello(h, seq, p, n);
+            break;
+        case T_WRITE:
+            write_data(h, seq, p, n, repeated);
+            break;
+        case T_RUN:
+            run(h, seq, p, n, repeated);
+            break;
+        case T_READ:
+            read_data(seq, p, n);
+            break;
+        default:
+            send_error(seq, type, E_UNKNOWN_TYPE, type);
+            break;
+        }
+        if (type != T_HELLO) {
+            have_last = 1;
+            last_type = type;
+            last_seq = seq;
+        }
+    }
+}

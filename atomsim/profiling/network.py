@@ -1,0 +1,288 @@
+"""Whole networks as firmware: one ELF per (network, board, kernel variant), run on a target.
+
+:func:`build_network` plans the graph's memory for the board (atomsim.nn.planner), turns every
+op into the kernel call the numpy interpreter makes (``interpreter.kernel_call``) and writes a
+generated C model file: the weights, biases and quantization constants as ``const`` arrays in
+flash, the layer table (``atomsim_layers``, firmware/network/atomsim_network.h) initialised by
+field name, and the arena as one ``.noinit`` array sized to the plan plus a guard. It is built
+with firmware/network/network.c (walks the table, a marker pair around every layer) and the
+kernels of the chosen variant.
+
+:func:`run_network` places the input in the arena, paints the rest of the arena and the guard,
+runs, reads the output and checks the guard: a write outside the planned arena is an
+:class:`ArenaOverrun`. Per-layer cycles come from the markers; Flash is split exactly into
+weights (the ``atomsim_w*`` arrays), graph (the layer table) and code (everything else).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from elftools.elf.elffile import ELFFile
+
+from atomsim.boards import Board
+from atomsim.core.errors import AtomSimError, ConfigError, FirmwareError
+from atomsim.core.paths import FIRMWARE_DIR, build_dir
+from atomsim.emulator.machine import Machine
+from atomsim.nn import interpreter, registry
+from atomsim.nn.graph import Graph
+from atomsim.nn.planner import SCRATCH, MemoryPlan, board_banks, plan
+from atomsim.profiling.profiler import (
+    DEFAULT_VARIANT,
+    KERNELS_DIR,
+    MAX_INSTRUCTIONS,
+    kernel_sources,
+)
+from atomsim.target.backend import Backend, RunResult
+from atomsim.target.firmware import build
+
+NETWORK_DIR = FIRMWARE_DIR / "network"
+GUARD_BYTES = 64  # after the planned arena; must still hold GUARD_FILL after the run
+GUARD_FILL = 0xA5
+WEIGHT_PREFIX = "atomsim_w"
+GRAPH_SYMBOLS = ("atomsim_layers", "atomsim_nlayers")
+
+
+class ArenaOverrun(FirmwareError):
+    """The firmware wrote outside the planned arena (the guard after it changed)."""
+
+    exit_code = 16
+    status = "arena-overrun"
+
+    def __init__(self, address: int, count: int):
+        self.address, self.count = address, count
+        super().__init__(f"arena overrun: {count} guard byte(s) after the planned arena "
+                         f"changed, first at 0x{address:08X}")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of the firmware: the graph op it runs and its kernel."""
+
+    op_index: int
+    kind: str
+    kernel: str
+
+
+@dataclass
+class NetworkImage:
+    """A built network firmware and what the host needs to drive it."""
+
+    elf: Path
+    graph: Graph
+    board: Board
+    variant: str
+    plan: MemoryPlan
+    layers: tuple[Layer, ...]
+    arena_bytes: int  # planned: activations and scratch (the .noinit array minus the guard)
+    flash: dict[str, int] = field(default_factory=dict)  # weights / graph / code / total
+
+
+@dataclass
+class NetworkRun:
+    """One inference on the target."""
+
+    outputs: list[np.ndarray]
+    layer_cycles: list[int]
+    layer_instructions: list[int]
+    cycles: int  # first marker to last marker
+    instructions: int
+    stack_bytes: int
+    static_bytes: int  # .data + .bss besides the arena
+    arena_bytes: int  # the planned arena (activations + scratch) the firmware holds
+    run: RunResult = field(repr=False)
+
+    @property
+    def peak_sram_bytes(self) -> int:
+        """Arena (with scratch) + static data + the stack's high-water mark, as measured."""
+        return self.arena_bytes + self.static_bytes + self.stack_bytes
+
+
+def _c_array(name: str, ctype: str, values: np.ndarray) -> str:
+    flat = np.asarray(values).reshape(-1)
+    body = ",".join(str(int(v)) for v in flat)
+    return (f"const {ctype} {name}[{max(len(flat), 1)}] __attribute__((aligned(4))) = "
+            f"{{{body or '0'}}};\n")
+
+
+def _dims(d) -> str:
+    return "{" + ", ".join(str(int(v)) for v in d) + "}"
+
+
+def _layer_calls(graph: Graph) -> list[tuple[int, str, object]]:
+    """(op index, kernel name, call) for every op that runs code; reshapes are views."""
+    out = []
+    for i, op in enumerate(graph.ops):
+        if op.kind == "reshape":
+            continue
+        if op.kind == "softmax":
+            s_in, _ = graph.tensors[op.inputs[0]].quant.per_tensor
+            out.append((i, "softmax", interpreter.softmax_params(s_in, op.param("beta", 1.0))))
+        elif op.kind in interpreter.KERNEL_OF:
+            out.append((i, interpreter.KERNEL_OF[op.kind], interpreter.kernel_call(graph, i)))
+        else:
+            raise ConfigError(f"{graph.name}: op {i} ({op.kind}) has no firmware kernel; the "
+                              "network firmware runs the atom kernels and softmax")
+    return out
+
+
+def generate_model_c(graph: Graph, mem: MemoryPlan, variant: str) -> tuple[str, int]:
+    """The generated model file for ``graph`` under plan ``mem``; returns (C text, arena)."""
+    where = {t: p.offset for p in mem.placements for t in p.tensors}
+    arena = max((p.offset + p.size for p in mem.placements), default=0)
+    arena = (arena + 7) & ~7
+    scratch = where.get(SCRATCH)
+    lines = ["/* Generated by atomsim.profiling.network: do not edit. */",
+             '#include "atomsim_network.h"', "",
+             f"#define ATOMSIM_ARENA_BYTES {arena}",
+             f"#define ATOMSIM_GUARD_BYTES {GUARD_BYTES}",
+             "int8_t atomsim_arena[ATOMSIM_ARENA_BYTES + ATOMSIM_GUARD_BYTES] "
+             "__attribute__((aligned(8), used, section(\".noinit\")));", ""]
+    layers = []
+    for n, (i, kernel, call) in enumerate(_layer_calls(graph)):
+        op = graph.ops[i]
+        acts = graph.activation_inputs(op)
+        fields = [f".op = ATOMSIM_OP_{kernel.upper()}" if kernel == "softmax"
+                  else f".op = {registry.operator(kernel).c_id}"]
+
+        def act(t: int) -> str:
+            return f"atomsim_arena + {where[t]}"
+
+        fields.append(f".input = {act(acts[0])}")
+        fields.append(f".output = {act(op.outputs[0])}")
+        if kernel == "softmax":
+            fields.append(f".in_dims = {_dims(graph.tensors[acts[0]].nhwc)}")
+            fields.append(".params = {" + ", ".join(str(v) for v in call) + "}")
+            layers.append("{" + ", ".join(fields) + "}")
+            continue
+        if len(acts) > 1:
+            fields.append(f".input2 = {act(acts[1])}")
+        fields += [f".in_dims = {_dims(call.in_dims)}", f".out_dims = {_dims(call.out_dims)}",
+                   f".in2_dims = {_dims(call.in2_dims)}",
+                   f".filter_dims = {_dims(call.filter_dims)}"]
+        if call.params is not None:
+            values = dataclasses.astuple(call.params)
+            fields.append(".params = {" + ", ".join(str(int(v)) for v in values) + "}")
+        for name, ctype, array in (("filter", "int8_t", call.filter),
+                                   ("bias", "int32_t", call.bias),
+                                   ("multiplier", "int32_t", call.multiplier),
+                                   ("shift", "int32_t", call.shift)):
+            if array is not None:
+                symbol = f"{WEIGHT_PREFIX}{n}_{name}"
+                lines.append(_c_array(symbol, ctype, array))
+                fields.append(f".{name} = {symbol}")
+        size = registry.scratch_bytes(call, variant)
+        if size:
+            fields += [f".scratch = atomsim_arena + {scratch}", f".scratch_size = {size}"]
+        layers.append("{" + ", ".join(fields) + "}")
+    lines.append("const atomsim_layer_t atomsim_layers[] = {\n    "
+                 + ",\n    ".join(layers) + "\n};")
+    lines.append(f"const uint32_t atomsim_nlayers = {len(layers)};")
+    return "\n".join(lines) + "\n", arena
+
+
+def build_network(graph: Graph, board: Board, variant: str = DEFAULT_VARIANT, *,
+                  memory_plan: MemoryPlan | None = None) -> NetworkImage:
+    """Plan ``graph`` for ``board`` (an OOM raises ArenaDoesNotFit) and build its firmware.
+
+    ``memory_plan`` overrides the planner (tests use it to prove that overruns are caught).
+    """
+    if not graph.quantized:
+        raise ConfigError(f"{graph.name}: the graph has no weights; give it seeded ones "
+                          "(lowering.with_random_weights) or load a .tflite")
+    mem = memory_plan if memory_plan is not None else plan(graph, board_banks(board),
+                                                          variant=variant)
+    if mem.variant != variant:
+        raise ConfigError(f"{graph.name}: the memory plan is for kernel variant "
+                          f"{mem.variant!r}, the firmware for {variant!r}")
+    text, arena = generate_model_c(graph, mem, variant)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    src_dir = build_dir() / "network-src" / board.id / variant
+    src_dir.mkdir(parents=True, exist_ok=True)
+    model_c = src_dir / f"model_{digest}.c"
+    if not model_c.exists():
+        tmp = model_c.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(model_c)
+    include = [NETWORK_DIR, KERNELS_DIR / "include", KERNELS_DIR / "reference"]
+    if variant != "reference":
+        include.insert(2, KERNELS_DIR / variant)
+    elf = build(f"network-{variant}", board,
+                [NETWORK_DIR / "network.c", NETWORK_DIR / "network_ops.c", model_c,
+                 *kernel_sources(variant)], include_dirs=include)
+    layers = tuple(Layer(i, graph.ops[i].kind, k) for i, k, _ in _layer_calls(graph))
+    image = NetworkImage(elf, graph, board, variant, mem, layers, arena)
+    image.flash = flash_breakdown(elf)
+    return image
+
+
+def flash_breakdown(elf: Path) -> dict[str, int]:
+    """Flash of the image split exactly: weights (atomsim_w* arrays), graph (the layer table),
+    code (vectors, code, other read-only data, .data initialisers and alignment padding: the
+    rest). The total is what the loadable segments occupy (``__flash_used_end`` − origin)."""
+    with open(elf, "rb") as fh:
+        f = ELFFile(fh)
+        total = 0
+        for seg in f.iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]:
+                total += seg["p_filesz"]
+        symtab = f.get_section_by_name(".symtab")
+        weights = graph_bytes = 0
+        for sym in symtab.iter_symbols():
+            if sym["st_info"]["type"] != "STT_OBJECT":
+                continue
+            if sym.name.startswith(WEIGHT_PREFIX):
+                weights += sym["st_size"]
+            elif sym.name in GRAPH_SYMBOLS:
+                graph_bytes += sym["st_size"]
+    return {"weights": weights, "graph": graph_bytes, "code": total - weights - graph_bytes,
+            "total": total}
+
+
+def run_network(image: NetworkImage, inputs: np.ndarray | list[np.ndarray],
+                target: Backend | None = None) -> NetworkRun:
+    """Run one inference: input into the arena, run, output back, guard checked."""
+    g = image.graph
+    if isinstance(inputs, np.ndarray):
+        inputs = [inputs]
+    target = target if target is not None else Machine(image.board)
+    fw = target.load(image.elf)
+    base = fw.symbol("atomsim_arena")
+    if base is None:
+        raise AtomSimError(f"{image.elf} lacks atomsim_arena")
+    where = {t: p.offset for p in image.plan.placements for t in p.tensors}
+    target.write_memory(base, bytes([GUARD_FILL]) * (image.arena_bytes + GUARD_BYTES))
+    for tid, x in zip(g.inputs, inputs, strict=True):
+        data = np.ascontiguousarray(x, dtype=np.int8).tobytes()
+        if len(data) != g.tensors[tid].size:
+            raise ConfigError(f"{g.name}: input {g.tensors[tid].name} needs "
+                              f"{g.tensors[tid].size} int8 values, got {len(data)}")
+        target.write_memory(base + where[tid], data)
+    target.reset()
+    run = target.run(MAX_INSTRUCTIONS * 64)
+    run.raise_for_status()
+    guard = target.read_memory(base + image.arena_bytes, GUARD_BYTES)
+    changed = [k for k, b in enumerate(guard) if b != GUARD_FILL]
+    if changed:
+        raise ArenaOverrun(base + image.arena_bytes + changed[0], len(changed))
+    marks = run.markers
+    begins = [m for m in marks if m.kind == "begin"]
+    ends = [m for m in marks if m.kind == "end"]
+    if len(begins) != len(image.layers) or len(ends) != len(image.layers):
+        raise AtomSimError(f"{image.elf.name}: {len(begins)} layer markers for "
+                           f"{len(image.layers)} layers")
+    outputs = []
+    for tid in g.outputs:
+        t = g.tensors[tid]
+        raw = target.read_memory(base + where[tid], t.size)
+        outputs.append(np.frombuffer(raw, dtype=np.int8).reshape(t.shape).copy())
+    static = fw.sizes.static_ram - (image.arena_bytes + GUARD_BYTES)
+    return NetworkRun(
+        outputs, [e.cycles - b.cycles for b, e in zip(begins, ends, strict=True)],
+        [e.instructions - b.instructions for b, e in zip(begins, ends, strict=True)],
+        ends[-1].cycles - begins[0].cycles, ends[-1].instructions - begins[0].instructions,
+        run.stack_bytes, static, image.arena_bytes, run)

@@ -1,0 +1,52 @@
+/*
+ * atomsim_network.h - a whole network as constant data: the layer table the network firmware
+ * walks (network.c) and the generated model file fills (atomsim/profiling/network.py).
+ *
+ * Every layer is one kernel call of atomsim_nn.h, with the fields of the profiling harness's
+ * job descriptor (firmware/harness/harness.c): dims, the op's parameter struct as int32 fields
+ * in declaration order, and pointers to constants in flash (weights, bias, per-channel
+ * multipliers and shifts, the hard-sigmoid table) and to activations in the arena. The arena
+ * is one array in .noinit, planned on the host (atomsim/nn/planner.py): the host places the
+ * input there before reset and reads the output back after the run. The generated model file
+ * initialises the table by field name, so its layout is the compiler's, never mirrored.
+ */
+#ifndef ATOMSIM_NETWORK_H
+#define ATOMSIM_NETWORK_H
+
+#include <stdint.h>
+
+#include "atomsim_nn.h"
+
+/* ATOMSIM_OP_<NAME> = 1, 2, ... in the order of ATOMSIM_KERNELS, then the network-only ops. */
+enum atomsim_op {
+    ATOMSIM_OP_NONE = 0,
+#define ATOMSIM_OP_ID(NAME, name, ARGS) ATOMSIM_OP_##NAME,
+    ATOMSIM_KERNELS(ATOMSIM_OP_ID)
+#undef ATOMSIM_OP_ID
+    ATOMSIM_OP_SOFTMAX, /* TFLite int8 softmax (network_ops.c): params = multiplier,
+                           left shift, diff_min; depth = in_dims.c */
+};
+
+typedef struct {
+    uint32_t op; /* enum atomsim_op */
+    atomsim_dims in_dims, in2_dims, filter_dims, out_dims;
+    int32_t params[16];
+    const int8_t *input;
+    const int8_t *input2;
+    const int8_t *filter; /* or the hard-sigmoid LUT */
+    const int32_t *bias;
+    const int32_t *multiplier;
+    const int32_t *shift;
+    int8_t *output;
+    void *scratch;
+    int32_t scratch_size;
+} atomsim_layer_t;
+
+extern const atomsim_layer_t atomsim_layers[];
+extern const uint32_t atomsim_nlayers;
+
+/* TFLite's int8 softmax over the last axis (reference_ops::Softmax, gemmlowp fixed point). */
+atomsim_status atomsim_net_softmax_s8(const int32_t *params, const atomsim_dims *dims,
+                                      const int8_t *input, int8_t *output);
+
+#endif /* ATOMSIM_NETWORK_H */

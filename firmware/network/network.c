@@ -1,0 +1,58 @@
+/*
+ * Network firmware: runs every layer of the generated layer table (atomsim_network.h) in
+ * order, each between a pair of profiling markers (per-layer cycles on the host), and exits
+ * with 0, or fails naming nothing but the fact when a kernel refuses its arguments. The host
+ * placed the input in the arena before reset and reads the output after the run.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "atomsim_network.h"
+#include "atomsim_rt.h"
+
+/* One call per argument pattern of ATOMSIM_KERNELS (as the profiling harness makes them). */
+#define ATOMSIM_CALL_PAD(name)                                                                 \
+    atomsim_##name##_s8(&ctx, p, &l->in_dims, l->input, &l->out_dims, l->output)
+#define ATOMSIM_CALL_CONV(name)                                                                \
+    atomsim_##name##_s8(&ctx, p, &q, &l->in_dims, l->input, &l->filter_dims, l->filter,       \
+                        l->bias, &l->out_dims, l->output)
+#define ATOMSIM_CALL_BINARY(name)                                                              \
+    atomsim_##name##_s8(&ctx, p, &l->in_dims, l->input, l->input2, l->output)
+#define ATOMSIM_CALL_BROADCAST(name)                                                           \
+    atomsim_##name##_s8(&ctx, p, &l->in_dims, l->input, &l->in2_dims, l->input2, l->output)
+#define ATOMSIM_CALL_POOL(name)                                                                \
+    atomsim_##name##_s8(&ctx, p, &l->in_dims, l->input, &l->filter_dims, &l->out_dims,       \
+                        l->output)
+#define ATOMSIM_CALL_RANGE(name)                                                               \
+    atomsim_##name##_s8(&ctx, l->params[0], l->params[1], &l->in_dims, l->input, l->output)
+#define ATOMSIM_CALL_UNARY(name) atomsim_##name##_s8(&ctx, p, &l->in_dims, l->input, l->output)
+#define ATOMSIM_CALL_TABLE(name)                                                               \
+    atomsim_##name##_s8(&ctx, l->filter, &l->in_dims, l->input, l->output)
+
+static atomsim_status run_layer(const atomsim_layer_t *l) {
+    const atomsim_context ctx = {l->scratch, l->scratch_size};
+    const atomsim_per_channel_quant_params q = {l->multiplier, l->shift};
+    const void *p = l->params;
+    switch (l->op) {
+#define ATOMSIM_OP_CASE(NAME, name, ARGS)                                                      \
+    case ATOMSIM_OP_##NAME:                                                                    \
+        return ATOMSIM_CALL_##ARGS(name);
+        ATOMSIM_KERNELS(ATOMSIM_OP_CASE)
+#undef ATOMSIM_OP_CASE
+    case ATOMSIM_OP_SOFTMAX:
+        return atomsim_net_softmax_s8(l->params, &l->in_dims, l->input, l->output);
+    default:
+        return ATOMSIM_ARG_ERROR;
+    }
+}
+
+int main(void) {
+    for (uint32_t i = 0; i < atomsim_nlayers; i++) {
+        atomsim_marker_begin();
+        atomsim_status status = run_layer(&atomsim_layers[i]);
+        atomsim_marker_end();
+        if (status != ATOMSIM_OK)
+            atomsim_fail("a layer's kernel returned ATOMSIM_ARG_ERROR");
+    }
+    return 0;
+}

@@ -57,7 +57,7 @@ class Operator:
     atom_types: tuple[str, ...]
     params: type | None  # quant record class; None when the kernel takes no parameters
     reference: Callable[[KernelCall], np.ndarray]  # the numpy expectation of a call
-    scratch: Callable[..., int]  # buffers.<name>_s8_get_buffer_size(*dims, variant=...)
+    scratch: Callable[..., int]  # its buffers mirror (or buffers.no_scratch), (*dims, variant=)
     scratch_args: tuple[str, ...]  # the KernelCall dims fields that size function takes
     # The C arguments after ``ctx``, as KernelCall fields: "params" (pointer to the record's
     # struct), "*params" (the record's fields as int32 arguments), "quant" (per-channel
@@ -65,7 +65,7 @@ class Operator:
     args: tuple[str, ...]
     cases: Mapping[str, dict]  # named shape cases (atomsim.nn.ops.cases)
     make_call: Callable[[ShapeCase, np.random.Generator], KernelCall]
-    from_atom: Callable[[str, Atom, AtomInputs], KernelCall]
+    from_atom: Callable[[str, Atom, AtomInputs], KernelCall] | None = None  # atom types' call
 
     @property
     def c_function(self) -> str:
@@ -202,49 +202,49 @@ OPERATORS: tuple[Operator, ...] = (
         cases.FULLY_CONNECTED_CASES, cases.fully_connected_call, _fc_from_atom),
     Operator(
         "pad", ("pad",), q.PadParams, lambda c: ref.pad_s8(c.input, c.params),
-        buffers.pad_s8_get_buffer_size, ("in_dims", "out_dims"),
+        buffers.no_scratch, ("in_dims", "out_dims"),
         ("params", "in_dims", "input", "out_dims", "output"),
         cases.PAD_CASES, cases.pad_call, _pad_from_atom),
     Operator(
         "add", ("add",), q.AddParams, lambda c: ref.add_s8(c.input, c.input2, c.params),
-        buffers.add_s8_get_buffer_size, ("in_dims",),
+        buffers.no_scratch, ("in_dims",),
         ("params", "in_dims", "input", "input2", "output"),
         cases.ADD_CASES, cases.add_call, _add_from_atom),
     Operator(
         "mul", ("mul", "mul_bcast"), q.MulParams,
         lambda c: ref.mul_s8(c.input, c.input2, c.params),
-        buffers.mul_s8_get_buffer_size, ("in_dims", "in2_dims"),
+        buffers.no_scratch, ("in_dims", "in2_dims"),
         ("params", "in_dims", "input", "in2_dims", "input2", "output"),
         cases.MUL_CASES, cases.mul_call, _mul_from_atom),
     Operator(
         "avgpool", ("avgpool",), q.PoolParams,
         lambda c: ref.avgpool_s8(c.input, c.kernel_hw, c.params, c.out_hw),
-        buffers.avgpool_s8_get_buffer_size, ("out_dims",), _POOL_ARGS,
+        buffers.no_scratch, ("out_dims",), _POOL_ARGS,
         cases.AVGPOOL_CASES, cases.pool_call, _pool_from_atom),
     Operator(
         "maxpool", ("maxpool",), q.PoolParams,
         lambda c: ref.maxpool_s8(c.input, c.kernel_hw, c.params, c.out_hw),
-        buffers.maxpool_s8_get_buffer_size, ("out_dims",), _POOL_ARGS,
+        buffers.no_scratch, ("out_dims",), _POOL_ARGS,
         cases.MAXPOOL_CASES, cases.pool_call, _pool_from_atom),
     Operator(
         "global_avgpool", ("global_avgpool",), q.GlobalPoolParams,
         lambda c: ref.global_avgpool_s8(c.input, c.params.act_min, c.params.act_max),
-        buffers.global_avgpool_s8_get_buffer_size, ("in_dims",),
+        buffers.no_scratch, ("in_dims",),
         ("*params", "in_dims", "input", "output"),
         cases.GLOBAL_AVGPOOL_CASES, cases.global_avgpool_call, _global_pool_from_atom),
     Operator(
         "relu", ("relu", "relu6"), q.ReluParams, lambda c: ref.relu_s8(c.input, c.params),
-        buffers.relu_s8_get_buffer_size, ("in_dims",), _UNARY_ARGS,
+        buffers.no_scratch, ("in_dims",), _UNARY_ARGS,
         cases.RELU_CASES, cases.relu_call, _relu_from_atom),
     Operator(
         "hard_swish", ("hard_swish",), q.HardSwishParams,
         lambda c: ref.hard_swish_s8(c.input, c.params),
-        buffers.hard_swish_s8_get_buffer_size, ("in_dims",), _UNARY_ARGS,
+        buffers.no_scratch, ("in_dims",), _UNARY_ARGS,
         cases.HARD_SWISH_CASES, cases.hard_swish_call, _hard_swish_from_atom),
     Operator(
         "hard_sigmoid", ("hard_sigmoid",), None,
         lambda c: ref.hard_sigmoid_s8(c.input, c.filter),
-        buffers.hard_sigmoid_s8_get_buffer_size, ("in_dims",),
+        buffers.no_scratch, ("in_dims",),
         ("filter", "in_dims", "input", "output"),
         cases.HARD_SIGMOID_CASES, cases.hard_sigmoid_call, _hard_sigmoid_from_atom),
 )

@@ -3,7 +3,9 @@
 Each function takes the C function's dims arguments as ``(n, h, w, c)`` tuples plus the kernel
 variant (the folder the build took the kernel from). Scratch needs differ between variants:
 the reference kernels need none; the Cortex-M DSP kernels stage q15 copies of their inputs.
-tests/test_kernels_host.py checks every mirror against its C function.
+A kernel that needs no scratch in any variant uses ``no_scratch``. Each operator's record in
+atomsim.nn.registry names its mirror; tests/test_kernels_host.py checks every mirror against
+its C function on every shape case.
 """
 
 from __future__ import annotations
@@ -52,57 +54,8 @@ def fully_connected_s8_get_buffer_size(input_dims: Dims, filter_dims: Dims, outp
     return (2 * h * w * c + 3) & ~3
 
 
-def pad_s8_get_buffer_size(input_dims: Dims, output_dims: Dims,
-                           variant: str = "reference") -> int:
-    """No scratch."""
-    _check(variant)
-    return 0
-
-
-def add_s8_get_buffer_size(dims: Dims, variant: str = "reference") -> int:
-    """No scratch."""
-    _check(variant)
-    return 0
-
-
-def mul_s8_get_buffer_size(input1_dims: Dims, input2_dims: Dims,
-                           variant: str = "reference") -> int:
-    """No scratch."""
-    _check(variant)
-    return 0
-
-
-def avgpool_s8_get_buffer_size(output_dims: Dims, variant: str = "reference") -> int:
-    """No scratch."""
-    _check(variant)
-    return 0
-
-
-def maxpool_s8_get_buffer_size(output_dims: Dims, variant: str = "reference") -> int:
-    """No scratch."""
-    _check(variant)
-    return 0
-
-
-def global_avgpool_s8_get_buffer_size(input_dims: Dims, variant: str = "reference") -> int:
-    """No scratch."""
-    _check(variant)
-    return 0
-
-
-def relu_s8_get_buffer_size(dims: Dims, variant: str = "reference") -> int:
-    """No scratch."""
-    _check(variant)
-    return 0
-
-
-def hard_swish_s8_get_buffer_size(dims: Dims, variant: str = "reference") -> int:
-    """No scratch."""
-    _check(variant)
-    return 0
-
-
-def hard_sigmoid_s8_get_buffer_size(dims: Dims, variant: str = "reference") -> int:
-    """No scratch."""
+def no_scratch(*dims: Dims, variant: str = "reference") -> int:
+    """The mirror of every get_buffer_size that is 0 in all variants (pad, add, mul, pooling,
+    global pooling, the standalone activations); the host test holds it to each C function."""
     _check(variant)
     return 0

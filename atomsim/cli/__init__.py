@@ -19,7 +19,9 @@ A verb, built-in or from an entry point, is a module (or any object) with:
 ``SETTINGS`` (optional)
     A frozen dataclass of settings (see ``atomsim.core.settings.setting``). Its fields become
     flags, the project file's ``[NAME]`` section layers under them, and ``run`` finds the
-    resolved instance at ``args.settings``.
+    resolved instance at ``args.settings``. A verb with sub-commands calls
+    ``atomsim.cli.options.add_settings(subparser, Cls)`` on each instead (``Cls.section``
+    such as ``"NAME.train"``); the chosen one is resolved the same way.
 
 An entry point in the plugin's pyproject.toml::
 
@@ -103,8 +105,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     chosen = _chosen_verb(argv)
     for name, ep in verb_entry_points().items():
         if name != chosen:
-            dist = ep.dist.name if ep.dist else ep.value
-            sub.add_parser(name, help=f"from {dist} (see atomsim {name} --help)")
+            sub.add_parser(name, help=f"from {ep.value} (see atomsim {name} --help)")
             continue
         module = _load_entry_point(ep)
         verb = module.register(sub)

@@ -185,3 +185,133 @@ def test_cli_export_has_the_paper_columns_and_ours(tmp_path, fmt):
                     row["h_in"] and a.c_out == row["c_out"] and a.type == row["type"])
         assert (row["Flash"], row["MACs"]) == (atom.flash_bytes, atom.macs)
         assert row["latency_ms"] == pytest.approx(row["cycles"] / 480e6 * 1e3)
+
+
+# -- keeping every good result (issue 11) ---------------------------------------------------------
+
+HUGE = Atom(type="add", c_in=1024, h_in=1024, w_in=1024, c_out=1024, h_out=1024, w_out=1024)
+ABSURD = Atom(type="add", c_in=10**20, h_in=10**20, w_in=1, c_out=10**20, h_out=10**20, w_out=1)
+
+
+def test_bad_atoms_fail_with_their_reason_and_the_good_ones_are_stored(tmp_path, reference_rows):
+    import tracemalloc
+
+    db = tmp_path / "b.db"
+    tracemalloc.start()
+    report = sweep("stm32f746", [HUGE, *SMALL[:4], ABSURD], db, workers=1, batch_size=2)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 200e6, f"the main process allocated {peak / 1e6:.0f} MB"  # no 1 GB tensor
+    assert report.measured == 4 and report.ok
+    reasons = dict(report.failed)
+    assert set(reasons) == {HUGE.key, ABSURD.key}
+    assert reasons[HUGE.key].startswith(f"DoesNotFit: atom needs {3 * 1024**3} bytes of ram")
+    assert _rows(db) <= reference_rows and len(_rows(db)) == 4
+    with AtomDB.open(db, readonly=True) as opened:
+        stored = {f["atom_key"]: f["error"] for f in opened.failures("stm32f746")}
+    assert stored == {HUGE.key: "DoesNotFit", ABSURD.key: "DoesNotFit"}
+
+
+def test_check_fits_needs_no_allocation():
+    from atomsim.core.errors import DoesNotFit
+    from atomsim.profiling.sweep import check_fits
+
+    board = get_board("stm32f412")
+    with pytest.raises(DoesNotFit, match="flash"):
+        check_fits(Atom(type="fc", c_in=4096, c_out=4096), board)
+    with pytest.raises(DoesNotFit, match="ram"):
+        check_fits(ABSURD, board)
+    check_fits(SMALL[0], board)
+
+
+def test_a_read_only_database_is_refused_before_measuring(tmp_path):
+    from atomsim.db import DatabaseReadOnly
+
+    db = tmp_path / "ro.db"
+    AtomDB.open(db).close()
+    db.chmod(0o444)
+    started = time.monotonic()
+    with pytest.raises(DatabaseReadOnly):
+        sweep("stm32f746", SMALL, db, workers=1)
+    assert time.monotonic() - started < 5  # nothing was measured first
+
+
+def test_a_lock_held_throughout_loses_nothing(tmp_path, reference_rows):
+    import pandas as pd
+
+    from atomsim.db import DatabaseBusy
+
+    db = tmp_path / "l.db"
+    AtomDB.open(db).close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseBusy, match=r"4 measurement\(s\) not yet stored are saved "
+                           r"in (\S+\.csv)") as info:
+            sweep("stm32f746", SMALL[:4], db, workers=1, batch_size=2, busy_timeout=1.0)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    saved = re.search(r"saved in (\S+\.csv)", str(info.value)).group(1)
+    assert len(pd.read_csv(saved)) == 4 and _rows(db) == set()
+    with AtomDB.open(db) as opened:
+        assert opened.import_file(saved) == 4
+    assert _rows(db) <= reference_rows and len(_rows(db)) == 4  # the same rows, as emulator
+
+
+def test_a_lock_released_midway_is_waited_for(tmp_path, reference_rows):
+    import threading
+
+    db = tmp_path / "w.db"
+    AtomDB.open(db).close()
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(3.0, lambda: holder.execute("ROLLBACK"))
+    release.start()
+    try:
+        report = sweep("stm32f746", SMALL[:4], db, workers=1, batch_size=1, busy_timeout=30)
+    finally:
+        release.join()
+        holder.close()
+    assert report.measured == 4 and not report.failed
+    assert len(_rows(db)) == 4
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"workers": -1}, "workers must be a whole number >= 1"),
+    ({"workers": 0}, "workers must be"),
+    ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
+    ({"batch_size": -1}, "batch_size must be"),
+    ({"scheduler": "tcp://"}, "scheduler address 'tcp://'"),
+    ({"scheduler": "http://localhost:8786"}, "unknown scheme 'http'"),
+    ({"scheduler": "tcp://localhost:99999"}, "port '99999'"),
+])
+def test_sweep_validates_its_arguments_before_opening_the_database(tmp_path, options, message):
+    with pytest.raises(ConfigError, match=message):
+        sweep("stm32f746", SMALL[:1], tmp_path / "v.db", **options)
+    assert not (tmp_path / "v.db").exists()
+
+
+def test_a_scheduler_that_accepts_and_never_speaks_times_out(tmp_path):
+    import socket
+    import threading
+
+    from atomsim.profiling.sweep import SchedulerUnreachable
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
+    port = server.getsockname()[1]
+    started = time.monotonic()
+    try:
+        with pytest.raises(SchedulerUnreachable, match="did not answer within 1 s"):
+            sweep("stm32f746", SMALL[:1], tmp_path / "s.db",
+                  scheduler=f"tcp://127.0.0.1:{port}", scheduler_timeout=1.0)
+        with pytest.raises(SchedulerUnreachable, match="cannot reach"):
+            server.close()
+            sweep("stm32f746", SMALL[:1], tmp_path / "s.db",
+                  scheduler=f"tcp://127.0.0.1:{port}", scheduler_timeout=1.0)
+    finally:
+        server.close()
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "s.db").exists()  # nothing measured, nothing created

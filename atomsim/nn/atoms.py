@@ -337,6 +337,8 @@ class Atom:
                 number = float(value)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"column {name!r}: {value!r} is not a number") from exc
+            if not math.isfinite(number):
+                raise ConfigError(f"column {name!r}: {value!r} is not a finite number")
             if number != int(number):
                 raise ConfigError(f"column {name!r}: {value!r} is not a whole number")
             return int(number)

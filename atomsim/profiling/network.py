@@ -286,3 +286,69 @@ def run_network(image: NetworkImage, inputs: np.ndarray | list[np.ndarray],
         [e.instructions - b.instructions for b, e in zip(begins, ends, strict=True)],
         ends[-1].cycles - begins[0].cycles, ends[-1].instructions - begins[0].instructions,
         run.stack_bytes, static, image.arena_bytes, run)
+
+
+# ---- network-level additivity -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerAdditivity:
+    """One layer: its cycles in the whole-network run and its atom's from AtomDB."""
+
+    op_index: int
+    kind: str
+    network_cycles: int
+    atom_cycles: int | None  # None: no atom (softmax)
+
+
+@dataclass(frozen=True)
+class NetworkAdditivity:
+    """Whole-network cycles vs the sum of its atoms (AtomDB, measured one atom per run)."""
+
+    board: str
+    variant: str
+    whole_cycles: int  # first layer marker to last
+    atoms_cycles: int  # sum over the layers that are atoms
+    other_cycles: int  # layers with no atom (softmax), as measured in the network run
+    layers: tuple[LayerAdditivity, ...]
+
+    @property
+    def deviation(self) -> float:
+        """(whole − (atoms + other)) / (atoms + other)."""
+        expected = self.atoms_cycles + self.other_cycles
+        return (self.whole_cycles - expected) / expected
+
+
+def network_additivity(image: NetworkImage, result: NetworkRun, db, profiler=None
+                       ) -> NetworkAdditivity:
+    """Compare a network run with the sum of its atoms in ``db`` (an AtomDB); atoms not yet
+    measured on this board and variant are profiled on demand (harness, one atom per run)
+    and stored first."""
+    from atomsim.profiling.profiler import Profiler
+
+    g, board = image.graph, image.board
+    atoms = {layer.op_index: g.atom(layer.op_index) for layer in image.layers}
+    wanted = [a for a in atoms.values() if a is not None]
+    missing = set(db.missing_keys(board.id, [a.key for a in wanted], image.variant,
+                                  source="emulator"))
+    if missing:
+        own = profiler is None
+        prof = profiler if profiler is not None else Profiler(board, image.variant)
+        try:
+            todo = {a.key: a for a in wanted if a.key in missing}.values()
+            db.upsert_measurements([prof.profile(a) for a in todo])
+        finally:
+            if own:
+                prof.close()
+    cycles = {}
+    for a in wanted:
+        m = db.lookup(board.id, a, variant=image.variant, source="emulator")
+        cycles[a.key] = m.cycles
+    rows = []
+    for layer, net_cycles in zip(image.layers, result.layer_cycles, strict=True):
+        atom = atoms[layer.op_index]
+        rows.append(LayerAdditivity(layer.op_index, layer.kind, net_cycles,
+                                    None if atom is None else cycles[atom.key]))
+    return NetworkAdditivity(
+        board.id, image.variant, result.cycles,
+        sum(r.atom_cycles for r in rows if r.atom_cycles is not None),
+        sum(r.network_cycles for r in rows if r.atom_cycles is None), tuple(rows))

@@ -67,6 +67,8 @@ def test_scratch_is_the_largest_kernel_need_of_the_variant():
                                                       (1, 8, 8, 32), "cortex_m_dsp")]
     assert list(p.scratch_per_op) == want and p.scratch_bytes == max(want) > 0
     assert p.live_bytes[0] == 8 * 8 * 16 + 8 * 8 * 32 + want[0]
+    # the scratch region follows the activation arena: SRAM = arena + scratch
+    assert p.offset_of(SCRATCH) == ("sram", p.total_arena_bytes)
 
 
 def test_in_place_only_for_elementwise_kernels_whose_input_dies():

@@ -10,8 +10,8 @@ In place: an op writes over its input only where the kernel contract allows it
 that op; a reshape is a view of its input. Aliased tensors are one buffer.
 
 Scratch: one buffer of the largest ``*_get_buffer_size()`` of any op for the chosen kernel
-variant (:mod:`atomsim.nn.ops.buffers`), live for the whole run; it is placed like an
-activation, and reported apart from the activation arena.
+variant (:mod:`atomsim.nn.ops.buffers`), live for the whole run, placed right after the
+activation arena of the first bank with room for it: arena + scratch is the plan's SRAM.
 
 Banks: the caller gives the SRAM banks (name, size) the arena may use — e.g. one 320 KB region
 on the STM32F746, AXI SRAM and other banks on the STM32H743. Each buffer goes to the first
@@ -180,8 +180,6 @@ def plan(graph: Graph, banks: Sequence[Bank], *, variant: str = "reference",
         live_tensors.append(tuple(t for b in here for t in b[0]))
         live_bytes.append(sum(b[1] for b in here) + scratch_per_op[i])
     todo = sorted(bufs, key=lambda b: (-b[1], b[2], b[0]))
-    if scratch:
-        todo.append(((SCRATCH,), scratch, -1, n))
     placed: list[Placement] = []
     for tensors, size, first, last in todo:
         need = _align(size, alignment)
@@ -194,16 +192,20 @@ def plan(graph: Graph, banks: Sequence[Bank], *, variant: str = "reference",
             over = offset + need - bank.size
             best_over = over if best_over is None else min(best_over, over)
         else:
-            peak = max(range(n), key=live_bytes.__getitem__, default=0)
-            name = ("scratch" if tensors == (SCRATCH,)
-                    else "/".join(graph.tensors[t].name for t in tensors))
-            live = [f"{graph.tensors[t].name} ({graph.tensors[t].nbytes} B)"
-                    for t in live_tensors[peak]] if n else []
-            if scratch_per_op and scratch_per_op[peak]:
-                live.append(f"scratch ({scratch_per_op[peak]} B)")
-            raise ArenaDoesNotFit(graph.name, name, size,
-                                  best_over if best_over is not None else size, peak,
-                                  live_bytes[peak] if n else 0, live, banks)
+            _oom(graph, banks, tensors, size, best_over, live_bytes, live_tensors,
+                 scratch_per_op)
+    if scratch:  # one region after the activations of the first bank with room for it
+        for bank in banks:
+            offset = max((_align(p.offset + p.size, alignment) for p in placed
+                          if p.bank == bank.name), default=0)
+            if offset + scratch <= bank.size:
+                placed.append(Placement((SCRATCH,), bank.name, offset, scratch, -1, n))
+                break
+        else:
+            free = max(b.size - max((_align(p.offset + p.size, alignment) for p in placed
+                                     if p.bank == b.name), default=0) for b in banks)
+            _oom(graph, banks, (SCRATCH,), scratch, scratch - free, live_bytes, live_tensors,
+                 scratch_per_op)
     arena = {b.name: 0 for b in banks}
     for p in placed:
         if p.tensors != (SCRATCH,):
@@ -212,6 +214,21 @@ def plan(graph: Graph, banks: Sequence[Bank], *, variant: str = "reference",
                         tuple(live_bytes), tuple(live_tensors))
     result.check()
     return result
+
+
+def _oom(graph: Graph, banks: Sequence[Bank], tensors: tuple[int, ...], size: int,
+         over: int | None, live_bytes: list[int], live_tensors: list[tuple[int, ...]],
+         scratch_per_op: tuple[int, ...]) -> None:
+    n = len(live_bytes)
+    peak = max(range(n), key=live_bytes.__getitem__, default=0)
+    name = ("scratch" if tensors == (SCRATCH,)
+            else "/".join(graph.tensors[t].name for t in tensors))
+    live = [f"{graph.tensors[t].name} ({graph.tensors[t].nbytes} B)"
+            for t in live_tensors[peak]] if n else []
+    if n and scratch_per_op[peak]:
+        live.append(f"scratch ({scratch_per_op[peak]} B)")
+    raise ArenaDoesNotFit(graph.name, name, size, over if over is not None else size, peak,
+                          live_bytes[peak] if n else 0, live, banks)
 
 
 def _lowest_offset(placed: Sequence[Placement], bank: str, size: int, first: int, last: int,

@@ -20,7 +20,12 @@ from calibration.serial.errors import (
     BoardNotResponding,
 )
 from calibration.serial.host import LinkSettings, SerialBoard, weight_bytes
-from calibration.serial.journal import Journal, board_measurements, measure_atoms
+from calibration.serial.journal import (
+    Journal,
+    board_measurements,
+    measure_atoms,
+    measure_on_port,
+)
 from calibration.serial.pty_board import Faults, InjectedTiming, PtyBoard
 
 BOARD = "stm32h743"
@@ -91,6 +96,15 @@ def test_pty_board_reports_injected_timing_of_the_emulated_kernel(board, elf):
     emulated = Profiler(board).run_case(registry.call_for_atom(DW)).cycles
     assert abs(base[0] - emulated) <= 64, (base[0], emulated)
     assert pty.log.errors == []
+
+
+@pytest.mark.firmware
+def test_clean_line_needs_no_retry_and_no_new_session(board, elf):
+    with PtyBoard(board, elf) as pty, SerialBoard(pty.port, board, elf, settings=FAST) as link:
+        for atom in (PW, DW, CONV):
+            link.measure(atom, repeats=2)
+    assert pty.log.runs == 6
+    assert link.stats["retransmits"] == 0 and link.stats["resets"] == 0
 
 
 @pytest.mark.firmware
@@ -213,6 +227,16 @@ def test_atom_that_does_not_fit_is_journaled_as_such(board, elf, tmp_path):
     assert rec["error"] == "does-not-fit" and rec["needed"] > rec["available"]
     assert journal.done(BOARD, link.variant, huge.key) is None  # not "not measured"
     assert board_measurements(path, [huge], BOARD, board.clock_hz) == []
+
+
+@pytest.mark.firmware
+def test_measure_on_port_gives_a_serial_measurement_source(board, elf, tmp_path):
+    with PtyBoard(board, elf) as pty:
+        source = measure_on_port(board, pty.port, [PW, CONV], tmp_path / "j.jsonl", repeats=2,
+                                 settings=FAST)
+    assert source.kind == "serial" and pty.port in source.location and source.sha256
+    assert [m.atom for m in source.measurements] == [PW, CONV] and source.repeats == 2
+    assert pty.log.runs == 4
 
 
 # -- a real board ---------------------------------------------------------------------------

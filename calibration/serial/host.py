@@ -297,7 +297,7 @@ class SerialBoard:
 
     def _upload(self, upload: Upload) -> None:
         step = min(self.settings.chunk_bytes, self.hello.max_payload - 8)
-        self._upload_crc = 0
+        # the board's upload CRC runs over every WRITE since HELLO (connect() zeroes ours)
         for addr, data in upload.writes:
             for off in range(0, len(data), step):
                 chunk = struct.pack("<I", addr + off) + data[off:off + step]

@@ -136,3 +136,36 @@ def board_measurements(journal: Journal | str | Path, atoms: Sequence[Atom], boa
                                     latency_min_ms=min(ms), latency_max_ms=max(ms),
                                     repeats=len(ms)))
     return out
+
+
+def measurement_source(journal: Journal | str | Path, atoms: Sequence[Atom], board: str,
+                       clock_hz: int, port: str, variant: str | None = None):
+    """The journal's samples as a ``calibration.measurements.MeasurementSource`` ('serial')."""
+    import hashlib
+
+    from calibration.measurements import MeasurementSource
+
+    journal = journal if isinstance(journal, Journal) else Journal(journal)
+    digest = hashlib.sha256(journal.path.read_bytes()).hexdigest() \
+        if journal.path.exists() else None
+    return MeasurementSource("serial", f"{port} (journal {journal.path})", digest, tuple(
+        board_measurements(journal, atoms, board, clock_hz, variant)))
+
+
+def measure_on_port(board, port: str, atoms: Sequence[Atom], journal: str | Path,
+                    repeats: int = 3, variant: str | None = None, settings=None,
+                    progress: Callable[[Atom, int, int], None] | None = None):
+    """What ``atomsim calibrate --port`` needs in one call: the harness ELF for ``board`` (built
+    or cached), the board on ``port`` checked with HELLO, every missing (atom, repeat)
+    measured and journaled, and the result as a 'serial' MeasurementSource.
+
+    Flash the ELF first (:func:`calibration.serial.host.flash`, or your own tool).
+    """
+    from atomsim.profiling.profiler import DEFAULT_VARIANT, harness_elf
+
+    variant = variant or DEFAULT_VARIANT
+    elf = harness_elf(board, variant)
+    with SerialBoard(port, board, elf, variant, settings) as link:
+        link.connect()
+        measure_atoms(link, atoms, journal, repeats, progress)
+    return measurement_source(journal, atoms, board.id, board.clock_hz, port, variant)

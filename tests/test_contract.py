@@ -96,40 +96,58 @@ def test_job_descriptor_has_every_field_the_host_packs(contract):
         assert job.member(name).type.kind == "int"
 
 
-@pytest.mark.parametrize("op", OPERATORS, ids=lambda op: op.name)
-def test_args_match_the_c_prototype(contract, op: Operator):
-    """Operator.args (what the host test marshals) is the C signature after ctx, argument by
-    argument; its parameter record is the C struct field by field."""
+def _c_arguments(contract, op: Operator) -> list:
+    """The C arguments after ctx, grouped as Operator.args describes them (a "*params" entry
+    takes as many C arguments as its record has fields)."""
     c_params = list(contract.parameters(op.c_function))
     assert c_params and _points_to(c_params[0].type, "atomsim_context"), \
         f"{op.c_function}: the first argument must be the scratch context"
-    rest = c_params[1:]
-    i = 0
+    rest, groups = c_params[1:], []
     for name in op.args:
+        n = len(dataclasses.fields(op.params)) if name == "*params" else 1
+        groups.append((name, rest[:n]))
+        rest = rest[n:]
+    assert not rest and all(members for _, members in groups), (
+        f"{op.c_function} takes {len(c_params) - 1} arguments after ctx, args {op.args} "
+        "describe a different number")
+    return groups
+
+
+@pytest.mark.parametrize("op", OPERATORS, ids=lambda op: op.name)
+def test_args_match_the_c_prototype(contract, op: Operator):
+    """Operator.args (what the host test marshals) is the C signature after ctx, argument by
+    argument, by kind of C type."""
+    for i, (name, members) in enumerate(_c_arguments(contract, op)):
+        t, where = members[0].type, f"{op.c_function} argument {i + 2} ({members[0].name})"
         if name == "*params":
-            n = len(dataclasses.fields(op.params))
-            _check_record(op.params, rest[i:i + n], f"{op.c_function} arguments")
-            i += n
-            continue
-        assert i < len(rest), f"{op.c_function} has fewer arguments than args {op.args}"
-        t, where = rest[i].type, f"{op.c_function} argument {i + 2} ({rest[i].name})"
-        i += 1
-        if name == "params":
+            assert all(_is_int(m.type, 4) for m in members), f"{where}: expected int32_t"
+        elif name == "params":
             assert t.kind == "pointer" and t.element.kind == "struct", f"{where}: {t.name}"
-            _check_record(op.params, t.element.members, t.element.name)
         elif name == "quant":
             assert _points_to(t, "atomsim_per_channel_quant_params"), f"{where}: {t.name}"
         elif name.endswith("_dims"):
             assert _points_to(t, "atomsim_dims"), f"{where}: {t.name}"
         elif name == "bias":
-            assert _points_to_int(t, 4), f"{where}: {t.name}"
+            assert _points_to_int(t, 4), f"{where}: {t.name}, expected int32_t *"
         else:  # input, input2, filter (or a table), output: int8 arrays
             assert name in ("input", "input2", "filter", "output"), f"unknown arg {name!r}"
             assert _points_to_int(t, 1), f"{where}: {t.name}, expected int8_t *"
-    assert i == len(rest), f"{op.c_function} takes {len(rest)} arguments after ctx, " \
-                           f"args {op.args} describe {i}"
     if "params" not in op.args and "*params" not in op.args:
-        assert op.params is None
+        assert op.params is None, f"{op.name} has a parameter record its kernel does not take"
+
+
+@pytest.mark.parametrize("op", [op for op in OPERATORS if op.params], ids=lambda op: op.name)
+def test_parameter_record_matches_its_c_struct(contract, op: Operator):
+    """The operator's parameter record (atomsim.nn.ops.quant) is the C struct its kernel takes
+    (or the int32 arguments it takes), field by field: names, order, int32 each."""
+    for name, members in _c_arguments(contract, op):
+        if name == "params":
+            struct_type = members[0].type.element
+            _check_record(op.params, struct_type.members, struct_type.name)
+            assert struct_type.size == 4 * len(struct_type.members), \
+                f"{struct_type.name} has padding or non-int32 members"
+        elif name == "*params":
+            _check_record(op.params, members, f"{op.c_function} arguments")
 
 
 @pytest.mark.parametrize("op", OPERATORS, ids=lambda op: op.name)

@@ -352,3 +352,128 @@ def network_additivity(image: NetworkImage, result: NetworkRun, db, profiler=Non
         board.id, image.variant, result.cycles,
         sum(r.atom_cycles for r in rows if r.atom_cycles is not None),
         sum(r.network_cycles for r in rows if r.atom_cycles is None), tuple(rows))
+
+
+# ---- the per-layer profile of a model on a board ------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One layer of a profiled network (the per-layer table)."""
+
+    index: int  # graph op index
+    kind: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    macs: int
+    cycles: int
+    ms: float
+    share: float  # of the network's cycles
+    live_bytes: int  # activations live during the layer + its scratch (the plan)
+    weight_bytes: int  # the atom's Flash (int8 weights + int32 bias)
+
+
+@dataclass
+class BoardProfile:
+    """A model on one board: the paper's Table 3 columns and how each one is made up."""
+
+    model: str
+    board: str
+    variant: str
+    status: str  # "ok" or "oom"
+    macs: int
+    params: int
+    message: str = ""
+    flash: dict[str, int] = field(default_factory=dict)  # weights / graph / code / total
+    sram: dict[str, int] = field(default_factory=dict)  # arena / scratch / static / stack / peak
+    latency_ms: float | None = None
+    cycles: int | None = None
+    instructions: int | None = None
+    clock_hz: int = 0
+    layers: list[LayerRow] = field(default_factory=list)
+    exact: bool | None = None  # output == the numpy reference of the graph
+    additivity: float | None = None  # whole vs sum of atoms (when asked for)
+
+    def to_dict(self) -> dict:
+        """Plain data for --json."""
+        out = dataclasses.asdict(self)
+        out["layers"] = [dataclasses.asdict(r) for r in self.layers]
+        return out
+
+
+def profile_model(graph: Graph, board: Board, variant: str = DEFAULT_VARIANT, *,
+                  seed: int = 0, db=None) -> BoardProfile:
+    """Plan, build and run ``graph`` on ``board`` with a seeded random input; per-layer
+    figures, totals, a bit-exactness check against the numpy interpreter, and (with ``db``)
+    network-level additivity. A network that does not fit is a profile with status "oom"."""
+    from atomsim.nn.planner import ArenaDoesNotFit
+
+    common = {"model": graph.name, "board": board.id, "variant": variant,
+              "macs": graph.macs(), "params": graph.param_count(), "clock_hz": board.clock_hz}
+    try:
+        image = build_network(graph, board, variant)
+    except ArenaDoesNotFit as exc:
+        return BoardProfile(status="oom", message=str(exc), **common)
+    x = np.random.default_rng(seed).integers(
+        -128, 128, size=graph.tensors[graph.inputs[0]].size).astype(np.int8)
+    result = run_network(image, x)
+    want = interpreter.run(graph, x)
+    exact = all(np.array_equal(a, b) for a, b in zip(result.outputs, want, strict=True))
+    mem = image.plan
+    scratch = mem.scratch_bytes
+    sram = {"arena": image.arena_bytes - scratch, "scratch": scratch,
+            "static": result.static_bytes, "stack": result.stack_bytes,
+            "peak": result.peak_sram_bytes}
+    rows = []
+    total = max(result.cycles, 1)
+    for layer, cycles in zip(image.layers, result.layer_cycles, strict=True):
+        i = layer.op_index
+        op = graph.ops[i]
+        atom = graph.atom(i)
+        rows.append(LayerRow(
+            i, op.kind, graph.tensors[graph.activation_inputs(op)[0]].shape,
+            graph.tensors[op.outputs[0]].shape, atom.macs if atom else 0, cycles,
+            cycles / board.clock_hz * 1e3, cycles / total, mem.live_bytes[i],
+            atom.flash_bytes if atom else 0))
+    profile = BoardProfile(
+        status="ok", flash=image.flash, sram=sram, latency_ms=result.cycles / board.clock_hz
+        * 1e3, cycles=result.cycles, instructions=result.instructions, layers=rows,
+        exact=exact, **common)
+    if db is not None:
+        profile.additivity = network_additivity(image, result, db).deviation
+    return profile
+
+
+def plot_profile(profiles: list[BoardProfile], path: str | Path) -> Path:
+    """SRAM in use and cumulative Flash across the layers (the paper's Figure 4 style), one
+    line per board that runs the model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [p for p in profiles if p.status == "ok"]
+    if not ok:
+        raise ConfigError("nothing to plot: the model fits none of the boards")
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    first = ok[0]
+    for p in ok:
+        ax1.plot([r.live_bytes / 1024 for r in p.layers], label=p.board)
+    ax1.set_ylabel("SRAM in use (KB)")
+    ax1.legend()
+    flash = np.cumsum([r.weight_bytes for r in first.layers]) / 1024
+    code = first.flash["code"] / 1024 + first.flash["graph"] / 1024
+    ax2.plot(flash + code, color="tab:red")
+    ax2.set_ylabel("cumulative Flash (KB)")
+    ax2.set_xlabel("layer")
+    labels = [r.kind for r in first.layers]
+    ax2.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+    fig.suptitle(f"{first.model}: SRAM and Flash across the layers")
+    fig.tight_layout()
+    out = Path(path)
+    try:
+        fig.savefig(out, dpi=120)
+    except OSError as exc:
+        raise ConfigError(f"--plot {out}: cannot write the plot: {exc}") from None
+    finally:
+        plt.close(fig)
+    return out

@@ -54,7 +54,7 @@ from atomsim.cli.options import (
 from atomsim.core.errors import AtomSimError, ConfigError
 from atomsim.core.settings import load_project_file
 
-BUILTIN_VERBS = ("boards", "build", "run", "demo", "sweep", "db", "report")
+BUILTIN_VERBS = ("boards", "build", "run", "demo", "sweep", "db", "report", "profile")
 ENTRY_POINT_GROUP = "atomsim.verbs"
 INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE (sysexits.h)
 

@@ -178,9 +178,24 @@ class ReportGuidelinesSettings(ReportSettings):
                                required=True)
 
 
+@dataclass(frozen=True)
+class ProfileModelSettings:
+    """``atomsim profile MODEL --board B``: a whole network on emulated boards."""
+
+    section: ClassVar[str | None] = "profile"
+    variant: str = setting(ProfileSettings.variant, "kernel variant")
+    seed: int = setting(0, "seed of the input (and of the weights of configs)", min=0,
+                        max=INT64_MAX)
+    budget: str | None = setting(None, "budgets, e.g. latency_ms=500,sram_kb=320,flash_kb=1024")
+    junit: Path | None = setting(None, "write one JUnit test case per budget and board here")
+    plot: Path | None = setting(None, "write the SRAM / Flash per layer plot here (PNG)")
+    db: Path | None = setting(None, "AtomDB file: adds whole-network vs sum-of-atoms additivity")
+
+
 SETTINGS: tuple[type, ...] = (RunSettings, BuildSettings, SweepSettings, DbSettings,
                               DbStatsSettings, DbQuerySettings, DbExportSettings,
-                              DbImportSettings, ReportSettings, ReportGuidelinesSettings)
+                              DbImportSettings, ReportSettings, ReportGuidelinesSettings,
+                              ProfileModelSettings)
 
 
 # -- types and checks ----------------------------------------------------------------------------

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from atomsim.boards import get_board
+from atomsim.core.paths import REPO_ROOT as REPO
 from atomsim.nn import registry
 from atomsim.nn.atoms import Atom
 from atomsim.profiling.profiler import Profiler, harness_elf
@@ -185,6 +188,21 @@ def test_board_with_other_firmware_is_refused(board, elf):
     with PtyBoard(board, elf) as pty, SerialBoard(pty.port, other, elf, settings=FAST) as link:
         with pytest.raises(BoardMismatch, match="stm32h743"):
             link.connect()
+
+
+@pytest.mark.firmware
+def test_pty_board_in_its_own_process(board, elf):
+    proc = subprocess.Popen([sys.executable, "-m", "calibration.serial.pty_board", "--board",
+                             BOARD], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        port = proc.stdout.readline().strip()
+        assert port.startswith("/dev/")
+        with SerialBoard(port, board, elf, settings=FAST) as link:
+            _, runs = link.measure(PW, repeats=1)
+        assert runs[0].cycles[0] > InjectedTiming().per_call
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
 
 
 # -- resumable measurement ------------------------------------------------------------------

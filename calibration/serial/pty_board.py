@@ -298,3 +298,50 @@ def _function_range(elf: Path, name: str) -> tuple[int, int]:
             start = sym["st_value"] & ~1
             return start, start + max(sym["st_size"], 2)
     raise ValueError(f"{elf} has no function {name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve a pty board in this process until interrupted; print its port first.
+
+    ``python -m calibration.serial.pty_board --board stm32h743`` — then point
+    ``atomsim calibrate --port`` (or any pyserial program) at the printed path.
+    """
+    import argparse
+    import signal
+
+    from atomsim.boards import get_board
+    from atomsim.profiling.profiler import DEFAULT_VARIANT, harness_elf
+
+    t, f = InjectedTiming(), Faults()
+    ap = argparse.ArgumentParser(prog="python -m calibration.serial.pty_board",
+                                 description=main.__doc__.splitlines()[0])
+    ap.add_argument("--board", default="stm32h743")
+    ap.add_argument("--variant", default=DEFAULT_VARIANT)
+    ap.add_argument("--scale", type=float, default=t.scale)
+    ap.add_argument("--per-call", type=float, default=t.per_call)
+    ap.add_argument("--per-weight-byte", type=float, default=t.per_weight_byte)
+    ap.add_argument("--seed", type=int, default=f.seed)
+    ap.add_argument("--drop", type=float, default=0.0, help="per-byte drop rate, both ways")
+    ap.add_argument("--corrupt", type=float, default=0.0, help="per-byte corruption rate")
+    args = ap.parse_args(argv)
+    board = get_board(args.board)
+    elf = harness_elf(board, args.variant)
+    timing = InjectedTiming(args.scale, args.per_call, args.per_weight_byte)
+    faults = Faults(seed=args.seed, drop_to_board=args.drop, drop_to_host=args.drop,
+                    corrupt_to_board=args.corrupt, corrupt_to_host=args.corrupt)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with PtyBoard(board, elf, timing, faults) as pty:
+        print(pty.port, flush=True)
+        try:
+            while not stop.wait(0.5) and pty._thread.is_alive():
+                pass
+        except KeyboardInterrupt:
+            pass
+    for line in pty.log.errors:
+        print(f"pty board: {line}", flush=True)
+    return 1 if pty.log.errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

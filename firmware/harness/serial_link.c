@@ -125,8 +125,18 @@ static void drop_one(void) {
     memmove(rx, rx + 1, --rx_n);
 }
 
+/* A byte that arrived while we were busy (a retransmission during a long kernel) sets the
+ * overrun flag; on the F7/H7 USART it stays set until cleared through ICR.ORECF. The F4 USART
+ * clears it by the SR-then-DR read that atomsim_getc() does anyway. */
+static void clear_overrun(void) {
+#if ATOMSIM_UART_F7_LAYOUT
+    *(volatile uint32_t *)(ATOMSIM_UART_BASE + 0x20u) = 1u << 3; /* ICR.ORECF */
+#endif
+}
+
 /* Block until a frame with valid header and CRC sits at rx[0]; return its payload length. */
 static uint32_t receive(void) {
+    clear_overrun();
     rx_n = 0;
     for (;;) {
         fill(1);

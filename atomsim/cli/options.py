@@ -111,7 +111,7 @@ def settings_for(args: argparse.Namespace, project: ProjectFile) -> Any:
     flags = {f.name: getattr(args, f.name) for f in settings_fields(cls) if hasattr(args, f.name)}
     settings = resolve(cls, project, flags)
     board = getattr(settings, "board", None)
-    if board is not None:
+    if board is not None and not getattr(cls, "many_boards", False):
         from atomsim.boards import get_board
 
         get_board(board)  # ConfigError listing the valid boards

@@ -23,8 +23,6 @@ def register(subparsers):
     """Add the ``profile`` verb."""
     parser = verb_parser(subparsers, "profile", "profile a whole network on emulated boards")
     parser.add_argument("model", help="a .tflite, a stage config or an MCUNet config (JSON)")
-    parser.add_argument("--board", required=True,
-                        help="board id (see `atomsim boards`), a comma list, or 'all'")
     return add_settings(parser, ProfileModelSettings)
 
 
@@ -44,7 +42,7 @@ def run(args) -> int:
 
     s: ProfileModelSettings = args.settings
     budgets = parse_budgets(s.budget)
-    boards = _boards(args.board)
+    boards = _boards(s.board)
     graph = load_model(args.model, seed=s.seed)
     profiles = []
     db = AtomDB.open(s.db) if s.db is not None else None

@@ -183,6 +183,9 @@ class ProfileModelSettings:
     """``atomsim profile MODEL --board B``: a whole network on emulated boards."""
 
     section: ClassVar[str | None] = "profile"
+    many_boards: ClassVar[bool] = True  # board may be a comma list or "all" (checked by the verb)
+    board: str | None = setting(help="board id (see `atomsim boards`), a comma list, or 'all'",
+                                required=True)
     variant: str = setting(ProfileSettings.variant, "kernel variant")
     seed: int = setting(0, "seed of the input (and of the weights of configs)", min=0,
                         max=INT64_MAX)

@@ -66,3 +66,14 @@ def test_budget_mistakes_are_named():
 def test_unknown_board_is_a_config_error(capsys):
     assert main(["profile", "nothing.tflite", "--board", "stm32xyz"]) == ConfigError.exit_code
     assert "stm32xyz" in capsys.readouterr().err
+
+
+@pytest.mark.firmware
+@needs_model
+def test_budgets_come_from_the_project_file_too(tmp_path, capsys):
+    toml = tmp_path / "atomsim.toml"
+    toml.write_text('[profile]\nboard = "stm32h743"\nbudget = "flash_kb=100"\n')
+    code = main(["profile", str(MODEL), "--config", str(toml)])
+    assert code == BudgetExceeded.exit_code
+    assert "flash_kb" in capsys.readouterr().err
+    assert main(["profile", str(MODEL), "--config", str(toml), "--budget", "flash_kb=400"]) == 0

@@ -236,6 +236,27 @@ def test_interrupted_measurement_resumes_without_loss_or_duplicates(board, elf, 
 
 
 @pytest.mark.firmware
+def test_noisy_line_and_a_reset_leave_the_journal_as_a_clean_run_does(board, elf, tmp_path):
+    atoms, repeats = [PW, DW, CONV], 2
+    journals = {}
+    for name, faults in (("clean", Faults()),
+                         ("noisy", Faults(seed=7, drop_to_board=0.0005, drop_to_host=0.0005,
+                                          corrupt_to_board=0.0005, corrupt_to_host=0.0005,
+                                          garbage=16, reset_at_runs=(3,)))):
+        with PtyBoard(board, elf, faults=faults) as pty, \
+                SerialBoard(pty.port, board, elf, settings=FAST) as link:
+            journals[name] = measure_atoms(link, atoms, tmp_path / f"{name}.jsonl", repeats)
+        if name == "noisy":
+            assert pty.log.resets == 1 and pty.log.dropped + pty.log.corrupted > 0
+
+    def samples(j):
+        return sorted((r["atom_key"], r["repeat"], r["cycles"]) for r in j.records)
+
+    assert samples(journals["noisy"]) == samples(journals["clean"])
+    assert len(journals["clean"].records) == len(atoms) * repeats
+
+
+@pytest.mark.firmware
 def test_atom_that_does_not_fit_is_journaled_as_such(board, elf, tmp_path):
     huge = Atom(type="pw", c_in=256, h_in=64, w_in=64, c_out=256, h_out=64, w_out=64)
     path = tmp_path / "board.jsonl"
@@ -259,11 +280,14 @@ def test_measure_on_port_gives_a_serial_measurement_source(board, elf, tmp_path)
 
 # -- a real board ---------------------------------------------------------------------------
 @pytest.mark.hardware
-def test_real_board_on_a_port(board, elf):
+def test_real_board_on_a_port():
     port = os.environ.get("ATOMSIM_BOARD_PORT")
     if not port:
-        pytest.skip("no board attached: set ATOMSIM_BOARD_PORT=/dev/ttyACM0 (a NUCLEO-H743ZI "
-                    "flashed with the harness ELF) to run this test")
+        pytest.skip("no board attached: set ATOMSIM_BOARD_PORT=/dev/ttyACM0 (and "
+                    "ATOMSIM_BOARD_ID, default stm32h743) for a NUCLEO flashed with the "
+                    "harness ELF to run this test")
+    board = get_board(os.environ.get("ATOMSIM_BOARD_ID", BOARD))
+    elf = harness_elf(board)
     with SerialBoard(port, board, elf, settings=LinkSettings()) as link:
         link.connect()
         _, runs = link.measure(PW, repeats=3)

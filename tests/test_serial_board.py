@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
+import time
 
 import pytest
+import serial
 
 from atomsim.boards import get_board
 from atomsim.core.paths import REPO_ROOT as REPO
@@ -108,6 +111,35 @@ def test_clean_line_needs_no_retry_and_no_new_session(board, elf):
             link.measure(atom, repeats=2)
     assert pty.log.runs == 6
     assert link.stats["retransmits"] == 0 and link.stats["resets"] == 0
+
+
+def _ask(port, frame: bytes, timeout: float = 5.0) -> P.Frame:
+    """Send raw bytes, return the first reply frame (BOOT frames skipped)."""
+    port.write(frame)
+    decoder, deadline = P.Decoder(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for f in decoder.feed(port.read(max(1, port.in_waiting))):
+            if f.type != P.Type.BOOT:
+                return f
+    raise AssertionError("no reply")
+
+
+@pytest.mark.firmware
+def test_firmware_answers_a_repeated_request_without_applying_it_again(board, elf):
+    with PtyBoard(board, elf) as pty, serial.Serial(pty.port, timeout=0.05) as port:
+        hello = P.Hello.parse(_ask(port, P.encode(P.Type.HELLO, 1, struct.pack("<I", 99))).payload)
+        assert hello.session == 99 and hello.board == BOARD
+        addr = hello.arena_start
+        write = P.encode(P.Type.WRITE, 2, struct.pack("<II", 99, addr) + b"\x11" * 8)
+        acks = [_ask(port, write).payload for _ in range(2)]  # the second is a retransmission
+        assert acks[0] == acks[1] == struct.pack("<I", P.crc32(struct.pack("<I", addr)
+                                                               + b"\x11" * 8))
+        outside = P.encode(P.Type.WRITE, 3, struct.pack("<II", 99, hello.image_start) + b"x")
+        err = _ask(port, outside)
+        assert err.type == P.Type.ERROR and err.seq == 3
+        assert P.ErrorReply.parse(err.payload).code == P.LinkError.RANGE  # flash: refused
+        stale = P.encode(P.Type.WRITE, 4, struct.pack("<II", 98, addr) + b"x")
+        assert P.ErrorReply.parse(_ask(port, stale).payload).code == P.LinkError.SESSION
 
 
 @pytest.mark.firmware

@@ -224,3 +224,49 @@ def test_a_file_that_is_not_a_model_is_a_config_error(tmp_path):
     path.write_bytes(b"\x00" * 7)
     with pytest.raises(ConfigError, match="junk.tflite"):
         load_model(path)
+
+
+def test_quantize_and_dequantize_at_the_edges_are_dropped_inside_they_are_refused():
+    tflm = pytest.importorskip("tflite_micro", reason="tflite-micro is not installed")
+    flatbuffers = pytest.importorskip("flatbuffers")
+    from atomsim.nn.frontends.tflite_import import UnsupportedOperator, from_bytes
+
+    tfl = tflm.tensorflow.lite.micro.python.schema_py_generated
+
+    def model(ops_spec, types):
+        tensors = []
+        for i, dtype in enumerate(types):
+            t = tfl.TensorT()
+            t.shape, t.type, t.name, t.buffer = [1, 2, 2, 3], dtype, f"t{i}", 0
+            if dtype == tfl.TensorType.INT8:
+                qp = tfl.QuantizationParametersT()
+                qp.scale, qp.zeroPoint = [0.05], [-3]
+                t.quantization = qp
+            tensors.append(t)
+        codes, ops = [], []
+        for k, builtin in enumerate(ops_spec):
+            code = tfl.OperatorCodeT()
+            code.builtinCode = code.deprecatedBuiltinCode = builtin
+            code.version = 1
+            codes.append(code)
+            op = tfl.OperatorT()
+            op.opcodeIndex, op.inputs, op.outputs = k, [k], [k + 1]
+            ops.append(op)
+        graph = tfl.SubGraphT()
+        graph.tensors, graph.operators = tensors, ops
+        graph.inputs, graph.outputs = [0], [len(types) - 1]
+        m = tfl.ModelT()
+        m.version, m.operatorCodes, m.subgraphs, m.buffers = 3, codes, [graph], [tfl.BufferT()]
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+
+    q, r, d = (tfl.BuiltinOperator.QUANTIZE, tfl.BuiltinOperator.RELU,
+               tfl.BuiltinOperator.DEQUANTIZE)
+    f32, i8 = tfl.TensorType.FLOAT32, tfl.TensorType.INT8
+    g = from_bytes(model([q, r, d], [f32, i8, i8, f32]), "edges.tflite")
+    assert [op.kind for op in g.ops] == ["relu"]
+    assert g.tensors[g.inputs[0]].name == "t1" and g.tensors[g.outputs[0]].name == "t2"
+    assert g.tensors[g.inputs[0]].quant.per_tensor == (pytest.approx(0.05), -3)
+    with pytest.raises(UnsupportedOperator, match=r"operator 1 \(QUANTIZE\).*float graph input"):
+        from_bytes(model([r, q], [i8, i8, i8]), "middle.tflite")

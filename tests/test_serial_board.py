@@ -3,6 +3,7 @@ through pyserial as a NUCLEO board would be; every fault ends in a retry or a na
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import struct
@@ -14,6 +15,7 @@ import pytest
 import serial
 
 from atomsim.boards import get_board
+from atomsim.core.errors import ConfigError
 from atomsim.core.paths import REPO_ROOT as REPO
 from atomsim.nn import registry
 from atomsim.nn.atoms import Atom
@@ -25,7 +27,7 @@ from calibration.serial.errors import (
     BoardMismatch,
     BoardNotResponding,
 )
-from calibration.serial.host import LinkSettings, SerialBoard, weight_bytes
+from calibration.serial.host import LinkSettings, SerialBoard, flash, weight_bytes
 from calibration.serial.journal import (
     Journal,
     board_measurements,
@@ -81,6 +83,24 @@ def test_frame_crc_matches_zlib_and_header_check():
     assert frame[6] == P.crc8(frame[2:6])
     assert int.from_bytes(frame[-4:], "little") == P.crc32(frame[2:-4])
     assert P.Decoder().feed(frame) == [P.Frame(P.Type.RUN, 7, b"abc")]
+
+
+@pytest.mark.unit
+def test_without_pyocd_flashing_names_the_elf_to_flash(tmp_path):
+    if importlib.util.find_spec("pyocd") is not None:
+        pytest.skip("pyOCD is installed: flash() would look for a probe")
+    elf = tmp_path / "harness.elf"
+    message = flash(elf)
+    assert str(elf) in message and "pip install 'atomsim[board]'" in message
+
+
+@pytest.mark.firmware
+def test_a_missing_port_or_elf_is_a_named_error(board, elf, tmp_path):
+    with pytest.raises(BoardDisconnected, match="cannot open") as err:
+        SerialBoard(str(tmp_path / "ttyACM9"), board, elf)
+    assert err.value.exit_code == 52
+    with pytest.raises(ConfigError, match="no harness ELF"):
+        SerialBoard(str(tmp_path / "ttyACM9"), board, tmp_path / "x.elf")
 
 
 # -- the pty board --------------------------------------------------------------------------

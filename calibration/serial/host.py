@@ -183,6 +183,9 @@ class SerialBoard:
                  settings: LinkSettings | None = None):
         self.board, self.elf, self.variant = board, Path(elf), variant
         self.settings = settings or LinkSettings()
+        if not self.elf.is_file():
+            raise ConfigError(f"no harness ELF at {self.elf} (atomsim.profiling.profiler."
+                              "harness_elf(board) builds it)")
         self.contract = read_contract(self.elf)
         if isinstance(port, serial.SerialBase):
             self.serial, self.port = port, port.port or repr(port)

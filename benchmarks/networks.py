@@ -77,7 +77,7 @@ def main() -> None:
                 image = build_network(g, board, args.variant)
             except ArenaDoesNotFit as exc:
                 print(f"{head} - | OOM ({exc.peak_bytes / 1024:.0f} KB live at op "
-                      f"{exc.peak_op}, {exc.over} B over) | OOM | - | - |", flush=True)
+                      f"{exc.peak_op}, {exc.deficit} B over) | OOM | - | - |", flush=True)
                 continue
             t = time.perf_counter()
             try:

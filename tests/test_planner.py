@@ -120,7 +120,7 @@ def test_oom_names_the_live_tensors_and_the_bytes_over():
     err = e.value
     assert err.over == 100 and err.peak_bytes == need and err.peak_op == 1
     assert "pad0 (18496 B)" in str(err) and "conv1 (32768 B)" in str(err)
-    assert "100 bytes more" in str(err)
+    assert "100 bytes more" in str(err) and err.deficit == 100
     with pytest.raises(ArenaDoesNotFit, match="needs 1000 bytes more"):
         plan(g, [Bank("a", 31_768), Bank("b", 31_000)])  # the conv output fits no bank alone
 

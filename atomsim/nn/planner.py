@@ -107,11 +107,14 @@ class ArenaDoesNotFit(DoesNotFit):
         self.tensor, self.size, self.over = tensor, size, over
         self.peak_op, self.peak_bytes, self.live = peak_op, peak_bytes, tuple(live)
         largest = max((b.size for b in banks), default=0)
+        capacity = sum(b.size for b in banks)
+        self.deficit = max(peak_bytes - capacity, over)  # bytes over at the peak
         region = "+".join(b.name for b in banks) or "no bank"
         super().__init__(region, largest + over, largest, what=f"{graph}")
         self.args = (f"{graph} does not fit {region}: buffer {tensor} ({size} B) needs {over} "
-                     f"bytes more than any bank has free; peak {peak_bytes} B at op {peak_op}, "
-                     f"live there: {', '.join(live)}",)
+                     f"bytes more than any bank has free; at the peak (op {peak_op}) "
+                     f"{peak_bytes} B are live against {capacity} B of SRAM "
+                     f"({self.deficit} B over); live there: {', '.join(live)}",)
 
     def __str__(self) -> str:
         return self.args[0]

@@ -14,8 +14,8 @@ Two things make it unlike the emulator on purpose, both explicit:
   fit has known factors to recover. This is a transformation of the reported numbers, not a
   model of any real board.
 * **Faults** (:class:`Faults`, seeded): bytes dropped or corrupted in either direction,
-  garbage before the first frame, a reset while a kernel runs, a closed port, silence, and a
-  board that computes wrongly.
+  garbage before the first frame on each line, a reset after the board took a RUN request
+  (its kernel running), the pty closed, silence, and a board that computes wrongly.
 """
 
 from __future__ import annotations
@@ -280,14 +280,13 @@ class PtyBoard:
             out.append(b)
         return bytes(out)
 
-    def _send(self, data: bytes, raw: bool = False) -> None:
+    def _send(self, data: bytes) -> None:
         if self.master is None or not data:
             return
         try:
             os.write(self.master, data)
         except OSError as exc:
-            if not raw:
-                self.log.errors.append(f"pty write failed: {exc}")
+            self.log.errors.append(f"pty write failed: {exc}")
 
 
 def _function_range(elf: Path, name: str) -> tuple[int, int]:

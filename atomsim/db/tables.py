@@ -74,8 +74,14 @@ def _check_output(path: Path) -> None:
         raise OutputError(f"cannot write {path}: it is a directory (name a file)")
     if not path.parent.is_dir():
         raise OutputError(f"cannot write {path}: no such directory {path.parent}")
-    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise OutputError(f"cannot write {path}: permission denied")
+    for target in (path.parent, path):
+        if target.exists() and not _may_write(target):
+            raise OutputError(f"cannot write {path}: {target} is read-only")
+
+
+def _may_write(path: Path) -> bool:
+    """Permission bits allow writing (honoured even for root, like AtomDB's own files)."""
+    return bool(path.stat().st_mode & 0o222) and os.access(path, os.W_OK)
 
 
 def export_table(db: MeasurementStore, path: str | Path, *, board: str | None = None,

@@ -105,7 +105,7 @@ class NetworkRun:
 def _c_array(name: str, ctype: str, values: np.ndarray) -> str:
     flat = np.asarray(values).reshape(-1)
     body = ",".join(str(int(v)) for v in flat)
-    return (f"const {ctype} {name}[{max(len(flat), 1)}] __attribute__((aligned(4))) = "
+    return (f"const {ctype} {name}[{max(len(flat), 1)}] __attribute__((aligned(8))) = "
             f"{{{body or '0'}}};\n")
 
 

@@ -211,10 +211,13 @@ def build_network(graph: Graph, board: Board, variant: str = DEFAULT_VARIANT, *,
     include = [NETWORK_DIR, KERNELS_DIR / "include", KERNELS_DIR / "reference"]
     if variant != "reference":
         include.insert(2, KERNELS_DIR / variant)
+    layers = tuple(Layer(i, graph.ops[i].kind, k) for i, k, _ in _layer_calls(graph))
+    used = {layer.kernel for layer in layers}
+    uses = [f"-DATOMSIM_USES_{name.upper()}={int(name in used)}"
+            for name in (*(op.name for op in registry.OPERATORS), "softmax")]
     elf = build(f"network-{variant}", board,
                 [NETWORK_DIR / "network.c", NETWORK_DIR / "network_ops.c", model_c,
-                 *kernel_sources(variant)], include_dirs=include)
-    layers = tuple(Layer(i, graph.ops[i].kind, k) for i, k, _ in _layer_calls(graph))
+                 *kernel_sources(variant)], include_dirs=include, extra_flags=uses)
     image = NetworkImage(elf, graph, board, variant, mem, layers, arena)
     image.flash = flash_breakdown(elf)
     return image

@@ -3,6 +3,9 @@
  * order, each between a pair of profiling markers (per-layer cycles on the host), and exits
  * with 0, or fails naming nothing but the fact when a kernel refuses its arguments. The host
  * placed the input in the arena before reset and reads the output after the run.
+ *
+ * The build defines ATOMSIM_USES_<NAME> to 1 for the kernels the network calls and 0 for the
+ * others, so only the kernels it uses are linked (their code is the image's "code" Flash).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -36,11 +39,13 @@ static atomsim_status run_layer(const atomsim_layer_t *l) {
     switch (l->op) {
 #define ATOMSIM_OP_CASE(NAME, name, ARGS)                                                      \
     case ATOMSIM_OP_##NAME:                                                                    \
-        return ATOMSIM_CALL_##ARGS(name);
+        return ATOMSIM_USES_##NAME ? ATOMSIM_CALL_##ARGS(name) : ATOMSIM_ARG_ERROR;
         ATOMSIM_KERNELS(ATOMSIM_OP_CASE)
 #undef ATOMSIM_OP_CASE
     case ATOMSIM_OP_SOFTMAX:
-        return atomsim_net_softmax_s8(l->params, &l->in_dims, l->input, l->output);
+        return ATOMSIM_USES_SOFTMAX
+                   ? atomsim_net_softmax_s8(l->params, &l->in_dims, l->input, l->output)
+                   : ATOMSIM_ARG_ERROR;
     default:
         return ATOMSIM_ARG_ERROR;
     }

@@ -270,3 +270,15 @@ def test_quantize_and_dequantize_at_the_edges_are_dropped_inside_they_are_refuse
     assert g.tensors[g.inputs[0]].quant.per_tensor == (pytest.approx(0.05), -3)
     with pytest.raises(UnsupportedOperator, match=r"operator 1 \(QUANTIZE\).*float graph input"):
         from_bytes(model([r, q], [i8, i8, i8]), "middle.tflite")
+
+
+@needs_configs
+def test_padding_inside_the_convolutions_keeps_macs_and_drops_the_pad_atoms():
+    path = CONFIGS / "mcunet-256kb-1mb_imagenet.json"
+    padded, fused = load_model(path, seed=None), load_model(path, seed=None, explicit_pad=False)
+    assert "pad" in kinds(padded) and "pad" not in kinds(fused)
+    assert padded.macs("published") == fused.macs("published")
+    assert len(padded.ops) - len(fused.ops) == kinds(padded).count("pad")
+    k3 = next(op for op in fused.ops if op.kind == "dw"
+              and fused.tensors[op.inputs[1]].shape[1] == 3)
+    assert k3.param("padding") == (1, 1, 1, 1)

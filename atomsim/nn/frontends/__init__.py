@@ -19,11 +19,13 @@ from atomsim.nn.graph import Graph
 from atomsim.nn.lowering import build_graph, with_random_weights
 
 
-def load_model(path: str | Path, *, seed: int | None = 0) -> Graph:
+def load_model(path: str | Path, *, seed: int | None = 0, explicit_pad: bool = True) -> Graph:
     """A graph from a .tflite, a stage config or an MCUNet config (by content).
 
     Configs carry no weights: with ``seed`` (default 0) they get seeded ones; ``seed=None``
-    keeps the graph shape-only. A .tflite keeps its own weights.
+    keeps the graph shape-only. A .tflite keeps its own weights (and its own padding).
+    ``explicit_pad=False`` builds configs with the padding inside the convolutions instead of
+    a Pad atom before each (see :func:`atomsim.nn.lowering.build_graph`).
     """
     path = Path(path)
     if path.suffix == ".tflite":
@@ -36,9 +38,9 @@ def load_model(path: str | Path, *, seed: int | None = 0) -> Graph:
         raise ConfigError(f"{path}: not a .tflite file nor a readable JSON config: {exc}") \
             from exc
     if stage_config.looks_like(spec):
-        graph = build_graph(stage_config.parse(spec, name=path.stem))
+        graph = build_graph(stage_config.parse(spec, name=path.stem), explicit_pad=explicit_pad)
     elif mcunet.looks_like(spec):
-        graph = build_graph(mcunet.parse(spec, name=path.stem))
+        graph = build_graph(mcunet.parse(spec, name=path.stem), explicit_pad=explicit_pad)
     else:
         raise ConfigError(f"{path}: neither a stage config (block_type_stage, ...) nor an "
                           "MCUNet/ProxylessNAS config (first_conv, blocks, ...)")

@@ -1,0 +1,91 @@
+"""``atomsim calibrate``: the verb, declared to atomsim as the entry point ``calibrate``.
+
+    atomsim calibrate --from-csv FILE --board B --db DB [--budget N] [--png OUT.png]
+    atomsim calibrate report --db DB [--id ID] [--board B] [--png OUT.png]
+    atomsim calibrate --port PORT --board B --budget N   (serial board: not built yet)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from calibration.errors import CalibrationError, SerialBackendNotBuilt
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``calibrate`` verb (light imports only)."""
+    from atomsim.cli.options import add_common, verb_parser
+
+    p = verb_parser(subparsers, "calibrate",
+                    "calibrate emulated latencies against one physical board")
+    p.add_argument("--from-csv", type=Path, metavar="FILE",
+                   help="board measurements in the paper's CSV layout")
+    p.add_argument("--port", help="serial port of a board running the harness (not built yet)")
+    p.add_argument("--board", help="board id (atomsim boards)")
+    p.add_argument("--db", type=Path, help="AtomDB file (SQLite)")
+    p.add_argument("--budget", type=int, metavar="N",
+                   help="fit on N selected atoms (default with --from-csv: all rows; "
+                        "with --port: 25)")
+    p.add_argument("--variant", help="kernel variant of the emulated runs")
+    p.add_argument("--seed", type=int, default=0, help="selection and CV seed")
+    p.add_argument("--workers", type=int, help="emulator worker processes")
+    p.add_argument("--png", type=Path, help="also write predicted-vs-measured PNG here")
+    sub = p.add_subparsers(dest="calibrate_verb")
+    r = sub.add_parser("report", help="error table and PNG of a recorded calibration")
+    add_common(r)
+    r.add_argument("--db", type=Path, dest="report_db", required=True, help="AtomDB file")
+    r.add_argument("--id", dest="calibration_id", help="calibration id (default: newest)")
+    r.add_argument("--board", dest="report_board", help="newest calibration of this board")
+    r.add_argument("--png", type=Path, dest="report_png", default=Path("calibration.png"),
+                   help="PNG to write (default: calibration.png)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Do what the flags ask; every problem is a named AtomSimError."""
+    from atomsim.core.errors import ConfigError
+
+    as_json = getattr(args, "json", False)
+    if args.calibrate_verb == "report":
+        from calibration.report import report
+
+        record, png = report(args.report_db, args.calibration_id, args.report_board,
+                             args.report_png, console=_console(as_json))
+        if as_json:
+            _print_json({"calibration": record, "png": str(png)})
+        return 0
+    if args.port:
+        raise SerialBackendNotBuilt(args.port)
+    if args.from_csv is None:
+        raise ConfigError("calibrate needs --from-csv FILE (or --port PORT), or `report`")
+    for flag, value in (("--board", args.board), ("--db", args.db)):
+        if not value:
+            raise ConfigError(f"calibrate --from-csv needs {flag}")
+    from atomsim.boards import get_board
+    from calibration.calibrate import calibrate
+    from calibration.measurements import read_csv
+    from calibration.report import report
+
+    get_board(args.board)  # an unknown board fails before any work
+    if args.budget is not None and args.budget < 3:
+        raise CalibrationError(f"--budget {args.budget}: at least 3 points are needed")
+    cal = calibrate(read_csv(args.from_csv), args.board, args.db, budget=args.budget,
+                    variant=args.variant, seed=args.seed, workers=args.workers)
+    record, png = report(args.db, cal.id, png=args.png, console=_console(as_json))
+    if as_json:
+        _print_json({"calibration": record, "png": str(png) if png else None,
+                     "oom": [o.atom.key for o in cal.oom], "not_emulated": cal.not_emulated})
+    return 0
+
+
+def _console(quiet: bool):
+    from rich.console import Console
+
+    return Console(quiet=quiet)
+
+
+def _print_json(obj) -> None:
+    from atomsim.cli.output import print_json
+
+    print_json(obj)

@@ -1,0 +1,62 @@
+"""The feature table: one row per atom with board measurement and/or emulated figures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from atomsim.nn.atoms import Atom
+from calibration.features import Emulated
+from calibration.measurements import BoardMeasurement, match_key
+
+
+def _row(atom: Atom, e: Emulated, real: BoardMeasurement | None) -> dict:
+    flash_rb = e.traffic["flash"][2]
+    sram_moved = e.traffic["sram"][2] + e.traffic["sram"][3]
+    tcm_moved = e.traffic["tcm"][2] + e.traffic["tcm"][3]
+    act = atom.input_bytes + atom.output_bytes
+    hw = atom.h_out * atom.w_out
+    return {
+        "key": match_key(atom), "atom_key": e.atom.key, "cls": atom.type,
+        "real_ms": real.latency_ms if real else np.nan,
+        "emulated_ms": e.latency_ms, "cycles": e.cycles, "instructions": e.instructions,
+        "macs": atom.macs, "weight_bytes": atom.flash_bytes, "act_in_bytes": atom.input_bytes,
+        "act_out_bytes": atom.output_bytes, "act_bytes": act,
+        "flash_read_bytes": flash_rb, "sram_bytes_moved": sram_moved,
+        "tcm_bytes_moved": tcm_moved,
+        "c_in": atom.c_in, "c_out": atom.c_out, "h_out": atom.h_out, "w_out": atom.w_out,
+        "k": atom.k1, "stride": atom.stride,
+        "log_c_in": np.log(atom.c_in), "log_c_out": np.log(atom.c_out), "log_hw_out": np.log(hw),
+        "log_macs": np.log1p(atom.macs), "log_act_bytes": np.log(act),
+        "log_weight_bytes": np.log1p(atom.flash_bytes), "log_cycles": np.log(max(e.cycles, 1)),
+        "log_cycles_per_mac": np.log(max(e.cycles, 1) / (atom.macs + 1)),
+        "log_cycles_per_byte": np.log(max(e.cycles, 1) / act),
+        "log_ipc": np.log(max(e.instructions, 1) / max(e.cycles, 1)),
+        "log_weights_per_pixel": np.log1p(atom.flash_bytes / hw),
+        "log_flash_read_bytes": np.log1p(flash_rb), "log_sram_bytes_moved": np.log1p(sram_moved),
+        "log_tcm_bytes_moved": np.log1p(tcm_moved),
+        "c_in_mod4": float(atom.c_in % 4 == 0), "c_in_mod8": float(atom.c_in % 8 == 0),
+        "c_out_mod4": float(atom.c_out % 4 == 0), "c_out_mod8": float(atom.c_out % 8 == 0),
+        "h_odd": float(atom.h_out % 2),
+    }
+
+
+def build(emulated: dict[str, Emulated], measured: Iterable[BoardMeasurement] = ()
+          ) -> pd.DataFrame:
+    """Rows for measured atoms that have emulated figures (``real_ms`` set) and for every other
+    emulated atom (``real_ms`` NaN), indexed by position; sorted by class and key."""
+    rows, seen = [], set()
+    for m in measured:
+        k = match_key(m.atom)
+        if k in emulated:
+            rows.append(_row(m.atom, emulated[k], m))
+            seen.add(k)
+    for k, e in emulated.items():
+        if k not in seen:
+            rows.append(_row(e.atom, e, None))
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame = frame.sort_values(["cls", "key"], ignore_index=True)
+    return frame

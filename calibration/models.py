@@ -1,0 +1,291 @@
+"""Correction models: emulated figures -> the board's latency, per atom class, with intervals.
+
+Candidates, per class (``conv``, ``dw``, ``pw``, ``pad``, …):
+
+* ``physical:<terms>`` — latency = Σ cost_i · term_i with a few physically meaningful terms:
+  a scale on the emulated latency (``emulated_ms``: what the cache-always-hits timing model
+  misses proportionally), a per-call overhead (``call``, in ms), a per-weight-byte and a
+  per-activation-byte cost (``weight_bytes``, ``act_bytes``: what caches, flash wait states
+  and the board's memory layout add per byte moved). Costs are non-negative. Fitted by robust
+  least squares on *relative* residuals (pred/real - 1, soft-L1 loss): errors are judged
+  relatively, latencies span four decades, and a linear model in milliseconds keeps each cost
+  physical (an overhead in ms, a cost per byte) — a log-space fit would turn the sum into a
+  product and the overhead would lose its meaning.
+* ``boosted`` — gradient boosting on log(real / physical prediction) with shape and emulator
+  features (channels, map size, stride, MACs, bytes, cycles per MAC, traffic per region), for
+  classes with enough points (``MIN_BOOSTED``).
+
+The candidate with the lowest cross-validated MAPE on the calibration points is chosen per
+class (:class:`ClassModel`), and its out-of-fold residuals in log space give the interval
+(split-conformal: the ⌈(n+1)·level⌉-th smallest |log(real/pred)|; pooled over classes when a
+class has too few points).
+
+The baseline :class:`ShapeBaseline` sees the shape only (no emulator): ridge regression of
+log(latency) on log shape features, per class.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from calibration.errors import CalibrationError
+
+PHYSICAL_TERMS = {
+    "scale": ("emulated_ms",),
+    "scale+call": ("emulated_ms", "call"),
+    "scale+call+bytes": ("emulated_ms", "call", "weight_bytes", "act_bytes"),
+    "scale+call+traffic": ("emulated_ms", "call", "weight_bytes", "act_bytes",
+                           "flash_read_bytes", "sram_bytes_moved"),
+}
+BOOST_FEATURES = ("log_c_in", "log_c_out", "log_hw_out", "stride", "log_macs", "log_act_bytes",
+                  "log_weight_bytes", "log_cycles", "log_cycles_per_mac", "log_cycles_per_byte",
+                  "log_ipc", "log_weights_per_pixel", "log_flash_read_bytes",
+                  "log_sram_bytes_moved", "log_tcm_bytes_moved", "c_in_mod4", "c_in_mod8",
+                  "c_out_mod4", "c_out_mod8", "h_odd")
+SHAPE_FEATURES = ("log_c_in", "log_c_out", "log_hw_out", "stride", "log_macs", "log_act_bytes",
+                  "log_weight_bytes")
+RATIO_FEATURES = (*SHAPE_FEATURES, "log_cycles", "log_cycles_per_mac", "log_cycles_per_byte",
+                  "log_weights_per_pixel", "log_flash_read_bytes", "log_sram_bytes_moved")
+MIN_BOOSTED = 40  # points of a class before boosting is a candidate
+LEVEL = 0.9
+
+
+def design(frame: pd.DataFrame, terms: tuple[str, ...]) -> np.ndarray:
+    """The physical terms of each row (``call`` is the constant 1 ms)."""
+    cols = [np.ones(len(frame)) if t == "call" else frame[t].to_numpy(float) for t in terms]
+    return np.column_stack(cols)
+
+
+def _fit_physical(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from scipy.optimize import least_squares
+
+    A = X / y[:, None]  # relative residual: A @ p - 1 = pred / real - 1
+    scale = np.maximum(np.abs(A).max(axis=0), 1e-30)
+    start = np.zeros(X.shape[1])
+    start[0] = 1.0 * scale[0] / scale[0] if X.shape[1] else 0
+    res = least_squares(lambda p: (A / scale) @ p - 1, start * scale, loss="soft_l1",
+                        f_scale=0.05, bounds=(0, np.inf), method="trf")
+    return res.x / scale
+
+
+@dataclass
+class Candidate:
+    """One model family for one class: fit on rows, predict milliseconds."""
+
+    name: str
+    params: dict = field(default_factory=dict)
+    _coef: np.ndarray | None = None
+    _boost: object = None
+    _base: Candidate | None = None
+    seed: int = 0
+
+    @property
+    def n_params(self) -> int:
+        """Free parameters (physical) or a large number (boosted: needs MIN_BOOSTED points)."""
+        if self.name.startswith("physical:"):
+            return len(PHYSICAL_TERMS[self.name.split(":", 1)[1]])
+        return MIN_BOOSTED // 2
+
+    def fit(self, frame: pd.DataFrame) -> Candidate:
+        """Fit on ``frame`` (needs ``real_ms``)."""
+        y = frame["real_ms"].to_numpy(float)
+        if self.name.startswith("physical:"):
+            terms = PHYSICAL_TERMS[self.name.split(":", 1)[1]]
+            self._coef = _fit_physical(design(frame, terms), y)
+            self.params = {t: float(c) for t, c in zip(terms, self._coef, strict=True)}
+        elif self.name in ("ratio-ridge", "log-ridge"):
+            from sklearn.linear_model import RidgeCV
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+
+            self._boost = make_pipeline(StandardScaler(),
+                                        RidgeCV(alphas=np.logspace(-3, 4, 15)))
+            offset = np.log(frame["emulated_ms"].to_numpy(float)) \
+                if self.name == "ratio-ridge" else 0.0
+            self._boost.fit(frame[list(RATIO_FEATURES)].to_numpy(float), np.log(y) - offset)
+            ridge = self._boost[-1]
+            self.params = {"alpha": float(ridge.alpha_), "features": list(RATIO_FEATURES),
+                           "coef": [float(c) for c in ridge.coef_],
+                           "intercept": float(ridge.intercept_),
+                           "mean": [float(v) for v in self._boost[0].mean_],
+                           "scale": [float(v) for v in self._boost[0].scale_]}
+        elif self.name == "boosted":
+            from sklearn.ensemble import GradientBoostingRegressor
+
+            self._base = Candidate("physical:scale+call+bytes").fit(frame)
+            target = np.log(y / self._base.predict(frame))
+            self._boost = GradientBoostingRegressor(
+                n_estimators=150, max_depth=3, learning_rate=0.1, subsample=0.8,
+                loss="huber", random_state=self.seed)
+            self._boost.fit(frame[list(BOOST_FEATURES)].to_numpy(float), target)
+            self.params = {"base": self._base.params, "gbm": {
+                "n_estimators": 150, "max_depth": 3, "learning_rate": 0.1, "subsample": 0.8,
+                "loss": "huber", "random_state": self.seed, "features": list(BOOST_FEATURES)}}
+        else:
+            raise CalibrationError(f"unknown model {self.name!r}")
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predicted board latency in ms."""
+        if self.name.startswith("physical:"):
+            terms = PHYSICAL_TERMS[self.name.split(":", 1)[1]]
+            pred = design(frame, terms) @ self._coef
+        elif self.name in ("ratio-ridge", "log-ridge"):
+            offset = frame["emulated_ms"].to_numpy(float) if self.name == "ratio-ridge" else 1.0
+            pred = offset * np.exp(
+                self._boost.predict(frame[list(RATIO_FEATURES)].to_numpy(float)))
+        else:
+            pred = self._base.predict(frame) * np.exp(
+                self._boost.predict(frame[list(BOOST_FEATURES)].to_numpy(float)))
+        return np.maximum(pred, 1e-9)
+
+
+def candidates_for(n: int, seed: int = 0) -> list[Candidate]:
+    """The candidates a class with ``n`` calibration points can afford (n > 2·params)."""
+    out = [Candidate(f"physical:{k}", seed=seed) for k, terms in PHYSICAL_TERMS.items()
+           if n >= 2 * len(terms) + 1]
+    if n >= 5:
+        out.append(Candidate("ratio-ridge", seed=seed))
+    if n >= 12:
+        out.append(Candidate("log-ridge", seed=seed))
+    if n >= MIN_BOOSTED:
+        out.append(Candidate("boosted", seed=seed))
+    if not out:
+        out.append(Candidate("physical:scale", seed=seed))
+    return out
+
+
+def folds(n: int, k: int, seed: int) -> list[np.ndarray]:
+    """k roughly equal random folds of range(n) (leave-one-out when n <= k)."""
+    idx = np.random.default_rng(seed).permutation(n)
+    k = min(k, n)
+    return [idx[i::k] for i in range(k)]
+
+
+def oof_predictions(make, frame: pd.DataFrame, k: int, seed: int) -> np.ndarray:
+    """Out-of-fold predictions of the model made by ``make()`` (K-fold CV)."""
+    pred = np.zeros(len(frame))
+    for test in folds(len(frame), k, seed):
+        train = np.setdiff1d(np.arange(len(frame)), test)
+        pred[test] = make().fit(frame.iloc[train]).predict(frame.iloc[test])
+    return pred
+
+
+def conformal_q(log_residuals: np.ndarray, level: float = LEVEL) -> float:
+    """Split-conformal half-width in log space; inf with too few residuals."""
+    r = np.sort(np.abs(log_residuals))
+    n = len(r)
+    rank = math.ceil((n + 1) * level)
+    return float(r[rank - 1]) if 1 <= rank <= n else math.inf
+
+
+@dataclass
+class ClassModel:
+    """The chosen model of one class, its CV figures and its interval half-width."""
+
+    cls: str
+    model: Candidate
+    cv_mape: dict[str, float]  # candidate -> CV MAPE (%) on the calibration points
+    oof_log_residuals: np.ndarray
+    q: float = math.inf  # log-space half-width of the LEVEL interval
+
+    def to_json(self) -> dict:
+        """The model and its parameters (JSON-ready)."""
+        return {"model": self.model.name, "params": self.model.params,
+                "cv_mape_by_candidate": self.cv_mape, "interval_log_halfwidth": self.q,
+                "n_points": len(self.oof_log_residuals)}
+
+
+class CalibrationModel:
+    """Per-class models chosen by cross-validation; predictions with LEVEL intervals."""
+
+    def __init__(self, k: int = 5, seed: int = 0, level: float = LEVEL,
+                 allow_boosted: bool = True):
+        self.k, self.seed, self.level, self.allow_boosted = k, seed, level, allow_boosted
+        self.classes: dict[str, ClassModel] = {}
+        self.pooled_q = math.inf
+
+    def fit(self, frame: pd.DataFrame) -> CalibrationModel:
+        """Fit every class present in ``frame`` (columns of :func:`calibration.dataset`)."""
+        if len(frame) == 0:
+            raise CalibrationError("no calibration points to fit")
+        for cls, rows in frame.groupby("cls", sort=True):
+            y = rows["real_ms"].to_numpy(float)
+            scores, oofs = {}, {}
+            cands = candidates_for(len(rows), self.seed)
+            if not self.allow_boosted:
+                cands = [c for c in cands if c.name != "boosted"]
+            for cand in cands:
+                if len(rows) < 3:
+                    break
+                pred = oof_predictions(lambda c=cand: Candidate(c.name, seed=self.seed), rows,
+                                       self.k, self.seed)
+                scores[cand.name] = float(np.mean(np.abs(pred / y - 1)) * 100)
+                oofs[cand.name] = np.log(y / pred)
+            best = min(scores, key=scores.get) if scores else cands[0].name
+            model = Candidate(best, seed=self.seed).fit(rows)
+            resid = oofs.get(best, np.log(y / model.predict(rows)))
+            self.classes[str(cls)] = ClassModel(str(cls), model, scores, resid)
+        pooled = np.concatenate([c.oof_log_residuals for c in self.classes.values()])
+        self.pooled_q = conformal_q(pooled, self.level)
+        for c in self.classes.values():
+            own = conformal_q(c.oof_log_residuals, self.level)
+            # A class with fewer than ~20 points cannot bound its own 90 % quantile well:
+            # take the larger of its own and the pooled one.
+            c.q = own if len(c.oof_log_residuals) >= 19 else max(own if math.isfinite(own)
+                                                                  else 0, self.pooled_q)
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``pred_ms``, ``low_ms``, ``high_ms`` per row (NaN for a class not calibrated)."""
+        out = pd.DataFrame(index=frame.index, columns=["pred_ms", "low_ms", "high_ms"],
+                           dtype=float)
+        for cls, rows in frame.groupby("cls"):
+            cm = self.classes.get(str(cls))
+            if cm is None:
+                continue
+            pred = cm.model.predict(rows)
+            out.loc[rows.index, "pred_ms"] = pred
+            out.loc[rows.index, "low_ms"] = pred * math.exp(-cm.q)
+            out.loc[rows.index, "high_ms"] = pred * math.exp(cm.q)
+        return out
+
+    def to_json(self) -> dict:
+        """Every class's model, parameters, CV scores and interval (JSON-ready)."""
+        return {"level": self.level, "cv_folds": self.k, "seed": self.seed,
+                "pooled_interval_log_halfwidth": self.pooled_q,
+                "classes": {k: v.to_json() for k, v in self.classes.items()}}
+
+
+class ShapeBaseline:
+    """Regression on shape alone (no emulator): per class, ridge on log shape features."""
+
+    def __init__(self):
+        self.models: dict[str, object] = {}
+
+    def fit(self, frame: pd.DataFrame) -> ShapeBaseline:
+        """Fit log(real_ms) per class."""
+        from sklearn.linear_model import RidgeCV
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        for cls, rows in frame.groupby("cls"):
+            model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-4, 3, 15)))
+            model.fit(rows[list(SHAPE_FEATURES)].to_numpy(float),
+                      np.log(rows["real_ms"].to_numpy(float)))
+            self.models[str(cls)] = model
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``pred_ms`` per row."""
+        out = pd.DataFrame(index=frame.index, columns=["pred_ms"], dtype=float)
+        for cls, rows in frame.groupby("cls"):
+            m = self.models.get(str(cls))
+            if m is not None:
+                out.loc[rows.index, "pred_ms"] = np.exp(
+                    m.predict(rows[list(SHAPE_FEATURES)].to_numpy(float)))
+        return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import shutil
 import subprocess
 import weakref
@@ -77,7 +78,7 @@ def library_path() -> Path:
     if cc is None:
         raise ToolchainError("no host C compiler (cc) found: install gcc (make setup does)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.so")
+    tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp.so")  # one per concurrent builder
     cmd = [cc, "-O2", "-shared", "-fPIC", "-std=c11", "-Wall", "-Werror",
            f"-I{_UNICORN_DIR / 'include'}", str(_SOURCE), "-o", str(tmp),
            str(lib), f"-Wl,-rpath,{lib.parent}"]
@@ -108,6 +109,13 @@ def _lib() -> ctypes.CDLL:
         lib.asb_current.argtypes = [ctypes.POINTER(CounterState), ctypes.POINTER(ctypes.c_uint32),
                                     ctypes.POINTER(ctypes.c_uint32)]
         lib.asb_repeat_current.argtypes = [ctypes.POINTER(CounterState), ctypes.c_uint64]
+        lib.ast_new.restype = ctypes.c_void_p
+        lib.ast_new.argtypes = [ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint32, ctypes.c_uint32]
+        for name in ("ast_attach", "ast_detach"):
+            getattr(lib, name).argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.ast_clear.argtypes = [ctypes.c_void_p]
+        lib.ast_export.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64)]
+        lib.ast_free.argtypes = [ctypes.c_void_p]
         _LIB = lib
     return _LIB
 
@@ -201,6 +209,88 @@ class BlockCounter:
         """Detach from the engine and free the native state (idempotent)."""
         self._release()
         self._state = None
+
+
+@dataclass(frozen=True)
+class RegionTraffic:
+    """Data accesses to one board memory: reads and writes, counts and bytes."""
+
+    reads: int = 0
+    writes: int = 0
+    read_bytes: int = 0
+    write_bytes: int = 0
+
+    def __sub__(self, other: RegionTraffic) -> RegionTraffic:
+        return RegionTraffic(self.reads - other.reads, self.writes - other.writes,
+                             self.read_bytes - other.read_bytes,
+                             self.write_bytes - other.write_bytes)
+
+    def __add__(self, other: RegionTraffic) -> RegionTraffic:
+        return RegionTraffic(self.reads + other.reads, self.writes + other.writes,
+                             self.read_bytes + other.read_bytes,
+                             self.write_bytes + other.write_bytes)
+
+
+OTHER_REGION = "other"  # accesses outside every memory: peripherals, the system control space
+
+
+def traffic_delta(end: dict[str, RegionTraffic], begin: dict[str, RegionTraffic]
+                  ) -> dict[str, RegionTraffic]:
+    """Per-region traffic between two snapshots (e.g. the profiling markers)."""
+    return {name: end[name] - begin.get(name, RegionTraffic()) for name in end}
+
+
+class TrafficCounter:
+    """Native per-memory data-traffic counter attached to one Unicorn engine (optional).
+
+    ``memories`` lists ``(name, addresses, size)``: every address a memory is mapped at
+    becomes one range of the native table (set once); counts are kept per memory name, plus
+    :data:`OTHER_REGION` for everything else. Every data access calls the C hook, none calls
+    Python; the cost is Unicorn's slow memory path (see docs/benchmarks.md), so machines
+    enable it only when asked.
+    """
+
+    def __init__(self, uc: unicorn.Uc, memories: list[tuple[str, list[int], int]]):
+        self.names = [name for name, _, _ in memories] + [OTHER_REGION]
+        ranges = sorted((addr, addr + size, slot) for slot, (_, addrs, size)
+                        in enumerate(memories) for addr in addrs)
+        for (lo, hi, _), (lo2, _, _) in zip(ranges, ranges[1:], strict=False):
+            if lo2 < hi:
+                raise ValueError(f"memory ranges overlap at 0x{lo2:08X} (0x{lo:08X}-0x{hi:08X})")
+        flat = (ctypes.c_uint32 * max(3 * len(ranges), 1))(*[v for r in ranges for v in r])
+        lib = _lib()
+        self._state = lib.ast_new(flat, len(ranges), len(self.names))
+        if not self._state:
+            raise MemoryError("cannot allocate the traffic counter")
+        err = lib.ast_attach(self._state, uc._uch)
+        if err != 0:
+            lib.ast_free(self._state)
+            raise RuntimeError(f"uc_hook_add failed with Unicorn error {err}")
+        self._release = weakref.finalize(self, _release_traffic, self._state, uc)
+
+    def clear(self) -> None:
+        """Zero every count (at core reset)."""
+        if self._state:
+            _lib().ast_clear(self._state)
+
+    def snapshot(self) -> dict[str, RegionTraffic]:
+        """The counts so far, per memory name (and :data:`OTHER_REGION`)."""
+        if not self._state:
+            return {}
+        raw = (ctypes.c_uint64 * (4 * len(self.names)))()
+        _lib().ast_export(self._state, raw)
+        return {name: RegionTraffic(*raw[4 * i:4 * i + 4]) for i, name in enumerate(self.names)}
+
+    def close(self) -> None:
+        """Detach from the engine and free the native state (idempotent)."""
+        self._release()
+        self._state = None
+
+
+def _release_traffic(state, uc: unicorn.Uc) -> None:
+    lib = _lib()
+    lib.ast_detach(state, uc._uch)
+    lib.ast_free(state)
 
 
 def _release(state, uc: unicorn.Uc, callback) -> None:

@@ -12,7 +12,7 @@ owns the time source (``cycles``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -32,6 +32,7 @@ class Marker:
     instructions: int
     cycles: int
     sp: int
+    traffic: dict | None = None  # per-memory data traffic so far, when the backend counts it
 
 
 @dataclass
@@ -56,6 +57,7 @@ class RunResult:
     firmware_sha256: str = ""
     timing_model: str = ""
     backend: str = ""  # the backend and its version (e.g. the emulator's)
+    traffic: dict | None = None  # memory name -> RegionTraffic, when the backend counts it
 
     @property
     def latency_ms(self) -> float:
@@ -90,8 +92,10 @@ class RunResult:
             "exit_code": self.exit_code, "end_reason": self.end_reason,
             "firmware_sha256": self.firmware_sha256, "timing_model": self.timing_model,
             "emulator": self.backend,
-            "markers": [m.__dict__ for m in self.markers],
+            "markers": [asdict(m) for m in self.markers],
         }
+        if self.traffic is not None:
+            d["traffic"] = {name: asdict(t) for name, t in self.traffic.items()}
         if self.semihosting_output:
             d["semihosting_output"] = self.semihosting_output
         if self.error is not None:

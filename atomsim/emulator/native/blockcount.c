@@ -228,3 +228,106 @@ void asb_free(asb_state_t *s) {
     free(s->table);
     free(s);
 }
+
+/*
+ * Memory traffic per region (optional; see counter.TrafficCounter).
+ *
+ * A UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE callback bins every data access by address into a
+ * small table of ranges set once per machine (each mapping of each board memory is one range,
+ * sorted by start; several ranges may name the same memory, e.g. flash and its alias at 0).
+ * Counts reads, writes and their bytes per memory; accesses outside every range (peripherals,
+ * the system control space) go to the last slot. Instruction fetches are not data accesses
+ * and are not counted. Binary search: a board has at most a few dozen ranges.
+ */
+typedef struct {
+    uint32_t lo, hi; /* [lo, hi) */
+    uint32_t slot;   /* index into the counters */
+    uint32_t pad_;
+} ast_range_t;
+
+typedef struct {
+    uint64_t reads, writes, read_bytes, write_bytes;
+} ast_count_t;
+
+typedef struct {
+    uint32_t n_ranges;
+    uint32_t n_slots; /* memories + 1 (the last: outside every memory) */
+    ast_range_t *ranges;
+    ast_count_t *counts;
+    uc_hook hook;
+} ast_state_t;
+
+static void on_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size, int64_t value,
+                   void *user) {
+    (void)uc;
+    (void)value;
+    ast_state_t *s = user;
+    uint32_t addr = (uint32_t)address;
+    uint32_t lo = 0, hi = s->n_ranges, slot = s->n_slots - 1;
+    while (lo < hi) { /* the last range whose start is <= addr */
+        uint32_t mid = (lo + hi) / 2;
+        if (s->ranges[mid].lo <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo > 0 && addr < s->ranges[lo - 1].hi)
+        slot = s->ranges[lo - 1].slot;
+    ast_count_t *c = &s->counts[slot];
+    if (type == UC_MEM_WRITE) {
+        c->writes++;
+        c->write_bytes += (uint32_t)size;
+    } else {
+        c->reads++;
+        c->read_bytes += (uint32_t)size;
+    }
+}
+
+/* ranges: n triples (lo, hi, slot) sorted by lo, non-overlapping; slots < n_slots - 1. */
+ast_state_t *ast_new(const uint32_t *ranges, uint32_t n, uint32_t n_slots) {
+    ast_state_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->ranges = calloc(n ? n : 1, sizeof *s->ranges);
+    s->counts = calloc(n_slots, sizeof *s->counts);
+    if (!s->ranges || !s->counts) {
+        free(s->ranges);
+        free(s->counts);
+        free(s);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        s->ranges[i].lo = ranges[3 * i];
+        s->ranges[i].hi = ranges[3 * i + 1];
+        s->ranges[i].slot = ranges[3 * i + 2];
+    }
+    s->n_ranges = n;
+    s->n_slots = n_slots;
+    return s;
+}
+
+int ast_attach(ast_state_t *s, uc_engine *uc) {
+    return uc_hook_add(uc, &s->hook, UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, (void *)on_mem, s, 1,
+                       0);
+}
+
+int ast_detach(ast_state_t *s, uc_engine *uc) {
+    return uc_hook_del(uc, s->hook);
+}
+
+void ast_clear(ast_state_t *s) {
+    memset(s->counts, 0, s->n_slots * sizeof *s->counts);
+}
+
+/* Copy the counters out: n_slots records of four uint64 (reads, writes, read/write bytes). */
+void ast_export(const ast_state_t *s, uint64_t *out) {
+    memcpy(out, s->counts, s->n_slots * sizeof *s->counts);
+}
+
+void ast_free(ast_state_t *s) {
+    if (!s)
+        return;
+    free(s->ranges);
+    free(s->counts);
+    free(s);
+}

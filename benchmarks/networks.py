@@ -7,6 +7,7 @@ with ``--db`` the whole-network vs sum-of-atoms deviation (atoms profiled on dem
 AtomDB). Speed: planning milliseconds per network (median of ``--trials``), emulated MACs and
 instructions per host second of the network run. Prints one markdown table per section. Run:
     .venv/bin/python benchmarks/networks.py [--boards stm32h743] [--db atoms.db] [--variant V]
+        [--models mcunet-10fps_imagenet,kws_ref_model] [--pad-in-conv]
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def main() -> None:
     ap.add_argument("--db", type=Path, help="AtomDB for the additivity column (slow)")
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--models", help="comma list of model file stems (default: all)")
+    ap.add_argument("--pad-in-conv", action="store_true",
+                    help="configs with the padding inside the convolutions (no Pad atoms)")
     args = ap.parse_args()
     boards = [get_board(b) for b in args.boards.split(",")]
     paths = models()
@@ -57,7 +60,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     speed, planning = [], []
     for path in paths:
-        g = load_model(path, seed=0)
+        g = load_model(path, seed=0, explicit_pad=not args.pad_in_conv)
         x = np.random.default_rng(0).integers(-128, 128, size=g.tensors[g.inputs[0]].size,
                                               dtype=np.int64).astype(np.int8)
         want = numpy_run(g, x)[0]

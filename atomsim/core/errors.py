@@ -29,6 +29,14 @@ class ElfError(AtomSimError):
     status = "bad-elf"
 
 
+class MissingVectorTable(ElfError):
+    """The ELF has no usable Cortex-M vector table: no vector-table symbol, and the words where
+    one would be do not hold an initial stack pointer and a reset vector inside the board's
+    memories."""
+
+    status = "no-vector-table"
+
+
 class DoesNotFit(AtomSimError):
     """An image or a model needs more of a memory region than the board has."""
 
@@ -114,6 +122,18 @@ class Timeout(FirmwareError):
     def __init__(self, budget: int, pc: int):
         self.budget = budget
         super().__init__(f"timeout: firmware still running after {budget} instructions", pc)
+
+
+class SleepingNoWakeup(FirmwareError):
+    """The core sleeps (WFI/WFE) and nothing can ever wake it: no enabled interrupt that
+    could preempt, SysTick off, no input the run can deliver."""
+
+    exit_code = 16
+    status = "sleeping"
+
+    def __init__(self, detail: str, pc: int):
+        self.detail = detail
+        super().__init__(f"sleeping with no wake-up source: {detail}", pc)
 
 
 class FirmwareFailure(FirmwareError):

@@ -4,12 +4,24 @@ Memories become host buffers mapped at every address the platform registers them
 peripherals and tags are routed through MMIO pages to their models; every other address is
 unmapped, so an access there stops the run with a named error (never silent RAM). Counting
 runs in native code (``counter.py``); Python is called only per distinct block, per MMIO
-access and per exception (BKPT, semihosting, faults).
+access and per exception (BKPT, semihosting, faults, interrupt entry and return).
+
+Interrupts (``exceptions.py`` for entry/return, ``peripherals/scs.py`` for NVIC/SCB state) are
+checked only where something can change them, never per instruction or block: the core runs
+in slices up to the next scheduled event (SysTick's next wrap, via the counter's cycle
+budget); an MMIO write that pends, enables or reschedules something ends the slice at the
+next block boundary; a code hook sits after each CPSIE/MSR-to-a-mask instruction (found by
+encoding at load) and acts only while an enabled exception waits for a mask to drop; exception
+return arrives as QEMU's EXCP_EXCEPTION_EXIT. WFI/WFE end ``emu_start``; the machine then
+skips emulated time to the next wake-up event in one step, or ends the run with
+SleepingNoWakeup when nothing can wake the core. Faults stop the run at fault entry (like a
+debugger's vector catch) with the CFSR/HFSR bits the core would latch.
 """
 
 from __future__ import annotations
 
 import ctypes
+import re
 import struct
 from collections.abc import Callable
 
@@ -23,10 +35,13 @@ from atomsim.core.errors import (
     FirmwareError,
     FirmwareFailure,
     HardFault,
+    MissingVectorTable,
+    SleepingNoWakeup,
     StackOverflow,
     Timeout,
     UnmodelledAccess,
 )
+from atomsim.core.settings import RunSettings
 from atomsim.emulator.counter import (
     STOP_BUDGET,
     STOP_CYCLES,
@@ -34,10 +49,20 @@ from atomsim.emulator.counter import (
     STOP_HALT,
     STOP_NOMEM,
     BlockCounter,
-    TrafficCounter,
+    BlockRecord,
 )
+from atomsim.emulator.exceptions import EntryFault, ExceptionUnit
 from atomsim.emulator.peripherals import MODELS, Tag, UnmodelledRegister, model_key
-from atomsim.emulator.peripherals.scs import SystemControlSpace
+from atomsim.emulator.peripherals.scs import (
+    CCR,
+    CCR_DIV_0_TRP,
+    CCR_UNALIGN_TRP,
+    IRQ0,
+    SVCALL,
+    SYSTICK,
+    USAGEFAULT,
+    SystemControlSpace,
+)
 from atomsim.emulator.timing import decode, model_for
 from atomsim.target import elf as elfmod
 from atomsim.target.backend import Marker, RunResult
@@ -45,15 +70,26 @@ from atomsim.target.firmware import STACK_GUARD_BYTES
 
 PAGE = 0x400  # Unicorn's ARM page: every mapping is aligned to it
 STACK_PAINT = 0xA5A5A5A5
-DEFAULT_MAX_INSTRUCTIONS = 2_000_000_000
+DEFAULT_MAX_INSTRUCTIONS = RunSettings.max_instructions  # declared once, in core.settings
 EMULATOR_VERSION = f"atomsim-unicorn-{unicorn.__version__}-1"
 
 CFSR_IBUSERR, CFSR_PRECISERR, CFSR_BFARVALID = 1 << 8, 1 << 9, 1 << 15
 CFSR_UNDEFINSTR, CFSR_INVSTATE, CFSR_NOCP = 1 << 16, 1 << 17, 1 << 19
+CFSR_INVPC, CFSR_DIVBYZERO, CFSR_UNALIGNED, CFSR_STKERR = 1 << 18, 1 << 25, 1 << 24, 1 << 12
 HFSR_FORCED = 1 << 30
 
 # Unicorn's ARM exception numbers (QEMU's EXCP_*) seen through UC_HOOK_INTR.
 EXCP_UDEF, EXCP_SWI, EXCP_BKPT, EXCP_INVSTATE, EXCP_NOCP = 1, 2, 7, 18, 17
+EXCP_PREFETCH_ABORT, EXCP_EXCEPTION_EXIT = 3, 8
+STOP_ALIGN = 6  # native: an alignment check at block entry failed (blockcount.c)
+FLAG_ALIGN = 2
+# Instructions that can unmask a pending exception (CPSIE i/f; MSR PRIMASK, BASEPRI,
+# BASEPRI_MAX, FAULTMASK) and SDIV/UDIV, found by their Thumb encodings (see _scan_sites).
+# Little-endian halfwords; lookaheads so overlapping candidates are all seen.
+_CPSIE_RE = re.compile(rb"(?=[\x61-\x63]\xb6)")  # CPSIE f / i / if
+_MSR_MASK_RE = re.compile(rb"(?=[\x80-\x8f]\xf3[\x10-\x13]\x88)", re.S)  # MSR SYSm 0x10-0x13
+_DIV_RE = re.compile(rb"(?=[\x90-\x9f\xb0-\xbf]\xfb[\xf0-\xff][\xf0-\xff])", re.S)
+WFI_T1, WFE_T1, WFI_T2, WFE_T2 = 0xBF30, 0xBF20, 0x8003, 0x8002
 SEMIHOSTING_BKPT = 0xAB
 MARKER_BEGIN, MARKER_END = 0x01, 0x02
 
@@ -64,10 +100,18 @@ class _Stop(Exception):
     """Internal: a hook decided the run must end with this error."""
 
 
+class _Retranslate(Exception):
+    """Internal: a block needs code hooks on some of its instructions before it first runs."""
+
+    def __init__(self, addr: int, size: int, sites: list[tuple[int, int, str]]):
+        super().__init__(f"block 0x{addr:08X}+{size} needs hooks")
+        self.addr, self.size, self.sites = addr, size, sites
+
+
 class Machine:
     """One emulated board. Create, ``load`` an ELF, ``run``; or step with ``run(stop=...)``."""
 
-    def __init__(self, board: Board, traffic: bool = False):
+    def __init__(self, board: Board):
         self.board = board
         self.platform = board.platform()
         self.timing = model_for(board.core)
@@ -95,13 +139,19 @@ class Machine:
         self._guard: tuple[int, int] | None = None
         self._paint: tuple[int, int] | None = None
         self._unmapped: tuple[str, int, int, int | None] | None = None
+        self._sleeping: str | None = None  # "WFI"/"WFE" while the core sleeps
+        self._poked = False  # an MMIO write or an unmask asked to re-evaluate exceptions
+        self._masked_pending = False  # an enabled exception waits for a mask to drop
+        self._unmask_sites: list[int] = []
+        self._div_sites: list[int] = []
+        self._div_hooks: list[int] = []
+        self._unmask_hooks: list[int] = []
+        self._align_hooked: dict[int, int] = {}  # site address -> hook handle
+        self._unalign_hook: int | None = None  # the memory hook while CCR.UNALIGN_TRP is set
         self._map_memories()
         self._map_peripherals()
+        self.exc = ExceptionUnit(self.uc, self.scs, board.fpu)
         self.counter = BlockCounter(self.uc, self._describe)
-        # Optional per-memory data traffic (native; costs Unicorn's slow memory path).
-        self.traffic = TrafficCounter(self.uc, [
-            (m.name, list(m.addresses), (m.size + PAGE - 1) // PAGE * PAGE)
-            for m in self.platform.memories]) if traffic else None
         self.uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         self.uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
 
@@ -231,7 +281,15 @@ class Machine:
         decoded = sum(i.size for i in insns)
         t = self.timing.block(insns)
         extra = 1 if decoded < size else 0  # an undecodable tail instruction (it will fault)
-        timing = (t.n_insn + extra, t.cost_fall + extra, t.cost_taken + extra, t.flags)
+        key = (addr, code)
+        if key not in _ALIGN_CACHE:
+            _ALIGN_CACHE[key] = _alignment_checks(insns)
+        align_flags, sites = _ALIGN_CACHE[key]
+        new_sites = [site for site in sites if site[0] not in self._align_hooked]
+        if new_sites:  # per-execution checks must be compiled into the block: retranslate it
+            raise _Retranslate(addr, size, new_sites)
+        timing = (t.n_insn + extra, t.cost_fall + extra, t.cost_taken + extra,
+                  t.flags | align_flags)
         self._timings[(addr, size)] = timing
         return timing
 
@@ -256,12 +314,20 @@ class Machine:
                 st = self.counter.state
                 self.markers.append(Marker("begin" if imm == MARKER_BEGIN else "end", pc,
                                            st.instructions, st.cycles,
-                                           uc.reg_read(A.UC_ARM_REG_SP),
-                                           self.traffic.snapshot() if self.traffic else None))
+                                           uc.reg_read(A.UC_ARM_REG_SP)))
                 uc.reg_write(A.UC_ARM_REG_PC, (pc + 2) | 1)
                 return
             self._bkpt_stop = imm
             uc.emu_stop()
+            return
+        if intno == EXCP_EXCEPTION_EXIT:
+            self._exception_return(pc | 1)
+            return
+        if intno == EXCP_SWI:
+            self._svc(pc)
+            return
+        if intno == EXCP_PREFETCH_ABORT:
+            self._fetch_fault(pc)
             return
         if intno == EXCP_UDEF:
             self._fault("undefined instruction", pc, CFSR_UNDEFINSTR)
@@ -269,14 +335,297 @@ class Machine:
             self._fault("invalid state (not Thumb)", pc, CFSR_INVSTATE)
         elif intno == EXCP_NOCP:
             self._fault("coprocessor access with the FPU disabled (CPACR)", pc, CFSR_NOCP)
-        elif intno == EXCP_SWI:
-            self._fault("SVC with no exception model", pc, CFSR_UNDEFINSTR)
         else:
             self._fault(f"exception {intno}", pc, 0)
 
     def _fault(self, reason: str, pc: int, cfsr: int, bfar: int | None = None) -> None:
-        self.scs.record_fault(cfsr, HFSR_FORCED, bfar, None)
-        self._fail(HardFault(reason, pc, self.scs.values[0xD28], self.scs.values[0xD2C], bfar))
+        """A synchronous fault: the run stops at fault entry (as a debugger's vector catch
+        would), with the status registers the core latches. HFSR.FORCED is set when the fault
+        escalates to HardFault: its handler is disabled in SHCSR or cannot preempt."""
+        self._fail(self._fault_error(reason, pc, cfsr, bfar))
+
+    def _fault_error(self, reason: str, pc: int, cfsr: int, bfar: int | None = None,
+                     forced: bool | None = None) -> HardFault:
+        kind = USAGEFAULT if cfsr & 0xFFFF0000 else 5 if cfsr & 0xFF00 else 4 if cfsr else 0
+        if forced is None:
+            forced = not kind or not self.scs.is_enabled(kind) or not self.exc.can_take(kind)
+        self.scs.record_fault(cfsr, HFSR_FORCED if forced else 0, bfar, None)
+        if not forced:
+            reason += f" (taken as {'UsageFault' if kind == USAGEFAULT else 'BusFault'}" \
+                if kind in (USAGEFAULT, 5) else " (taken as MemManage"
+            reason += ", not escalated)"
+        return HardFault(reason, pc, self.scs.values[0xD28], self.scs.values[0xD2C], bfar)
+
+    def _fetch_fault(self, pc: int) -> None:
+        """QEMU's prefetch abort: the fetch address holds no executable memory."""
+        where = self._describe_address(pc)
+        self._fault(f"instruction fetch from 0x{pc:08X} ({where}): IBUSERR", pc, CFSR_IBUSERR)
+
+    def _describe_address(self, address: int) -> str:
+        model = self._route(address)
+        if model is not None:
+            return f"a peripheral address, {model.name}"
+        if 0xE0000000 <= address:
+            return "the system region, not executable"
+        for mem in self.platform.memories:
+            for base in mem.addresses:
+                if base <= address < base + mem.size:
+                    return f"{mem.name}"
+        return "no memory there"
+
+    # -- exceptions --------------------------------------------------------------------------
+    def _svc(self, return_address: int) -> None:
+        """SVC: synchronous; taken now if its priority allows, else it escalates to HardFault."""
+        if not self.exc.can_take(SVCALL):
+            self._fail(self._fault_error("SVC executed where SVCall cannot preempt "
+                                         "(priority or masking)", return_address - 2, 0,
+                                         forced=True))
+            return
+        self._close_block(return_address)
+        self._enter(SVCALL, return_address)
+
+    def _enter(self, exc: int, return_address: int) -> bool:
+        try:
+            cycles = self.exc.enter(exc, return_address)
+        except EntryFault as fault:
+            self._entry_fault(fault, return_address)
+            return False
+        self.counter.state.cycles += cycles
+        return True
+
+    def _exception_return(self, exc_return: int) -> None:
+        try:
+            cycles = self.exc.leave(exc_return, self._tail_chain_candidate)
+        except EntryFault as fault:
+            self._entry_fault(fault, exc_return)
+            return
+        self.counter.state.cycles += cycles
+        self._masked_pending = self.scs.has_enabled_pending()
+
+    def _tail_chain_candidate(self, priority: int) -> int | None:
+        self.scs.systick_update()
+        return self.scs.next_exception(priority)
+
+    def _entry_fault(self, fault: EntryFault, pc: int) -> None:
+        if fault.kind == "stack":
+            if self._guard and self._guard[0] <= fault.address < self._guard[1] + 64:
+                self._fail(StackOverflow(max(fault.address, self._guard[0]), self._guard[1], pc))
+            else:
+                self._fault(f"{fault.detail}: STKERR", pc, CFSR_STKERR)
+        elif fault.kind == "vector":
+            self._fault(f"{fault.detail}: INVSTATE on the handler's first fetch", pc,
+                        CFSR_INVSTATE)
+        else:
+            self._fault(f"{fault.detail}: INVPC", pc, CFSR_INVPC)
+
+    def _close_block(self, next_pc: int) -> None:
+        """Account the block in flight as left towards ``next_pc`` (fall-through if that is
+        where it ends), before the PC is redirected to a handler."""
+        st = self.counter.state
+        if not self.counter.active or st.prev < 0:
+            return
+        rec = ctypes.cast(st.table, ctypes.POINTER(BlockRecord))[st.prev]
+        next_pc &= ~1
+        if rec.addr < next_pc < rec.addr + rec.size:
+            # Left in the middle (an exception taken right after an unmask instruction): the
+            # block was counted whole on entry; take back the instructions not executed and
+            # charge the executed prefix's cost.
+            insns = decode(bytes(self.uc.mem_read(rec.addr, rec.size)), rec.addr)
+            done = [i for i in insns if i.address < next_pc]
+            st.instructions -= max(rec.d.n_insn - len(done), 0)
+            st.cycles += self.timing.block(done).cost_fall if done else 0
+        elif next_pc != rec.addr + rec.size:
+            rec.taken += 1
+            st.cycles += rec.d.cost_taken
+        else:
+            st.cycles += rec.d.cost_fall
+        st.prev = -1
+
+    def _deliver(self) -> bool:
+        """Take the pending exception that can preempt now, if any (at a block boundary)."""
+        self.scs.systick_update()
+        exc = self.scs.next_exception(self.exc.execution_priority())
+        if exc is None:
+            self._masked_pending = self.scs.has_enabled_pending()
+            return False
+        self._sleeping = None
+        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        self._close_block(pc)
+        self._enter(exc, pc | 1)
+        self._masked_pending = self.scs.has_enabled_pending()
+        return True
+
+    def _on_unmask(self, uc, address, size, user) -> None:
+        """Code hook on the instruction after each CPSIE/MSR-to-a-mask site (it runs only when
+        such an instruction has just executed): if an exception was waiting for the mask to
+        drop, take it now."""
+        if not self._masked_pending:
+            return
+        exc = self.scs.next_exception(self.exc.execution_priority())
+        if exc is None:
+            return
+        # Taken before the next instruction, as the core does once the mask drops (a PC
+        # written in a hook makes Unicorn leave the block and go on at the handler).
+        self._close_block(address)
+        self._enter(exc, address | 1)
+        self._masked_pending = self.scs.has_enabled_pending()
+
+    def _on_div(self, uc, address, size, user) -> None:
+        """Code hook on SDIV/UDIV while CCR.DIV_0_TRP is set: a zero divisor is a UsageFault."""
+        hw2 = self.read_u16(address + 2)
+        if uc.reg_read(A.UC_ARM_REG_R0 + (hw2 & 0xF)) == 0:
+            self._fault(f"division by zero with CCR.DIV_0_TRP set at 0x{address:08X}: "
+                        "DIVBYZERO", address, CFSR_DIVBYZERO)
+
+    def _on_access(self, uc, access, address, size, value, user) -> None:
+        """CCR.UNALIGN_TRP: a halfword or word access off its natural alignment faults."""
+        if size > 1 and address % size:
+            pc = self.pc
+            self._fault(f"unaligned {size}-byte access at 0x{address:08X} with CCR.UNALIGN_TRP "
+                        "set: UNALIGNED", pc, CFSR_UNALIGNED)
+
+    def _on_align_site(self, uc, address, size, user) -> None:
+        """An LDM/STM/LDRD/STRD whose base register is computed inside its block."""
+        reg, what = user
+        what, _, cc = what.partition(":")
+        if cc and not _condition_holds(int(cc), uc.reg_read(A.UC_ARM_REG_XPSR)):
+            return
+        if uc.reg_read(reg) & 3:
+            self._fault(f"unaligned {what} at 0x{address:08X} (base 0x{uc.reg_read(reg):08X}): "
+                        "UNALIGNED", address, CFSR_UNALIGNED)
+
+    def _retranslate(self, request: _Retranslate) -> None:
+        for site, reg, what in request.sites:
+            self._align_hooked[site] = self.uc.hook_add(
+                unicorn.UC_HOOK_CODE, self._on_align_site, user_data=(reg, what), begin=site,
+                end=site)
+        self.uc.ctl_remove_cache(request.addr, request.addr + request.size)
+
+    def _alignment_fault(self, block: int) -> None:
+        """The block counter stopped before ``block``: one of its word-aligned accesses has a
+        base register that is not word-aligned. Name the first such instruction."""
+        st = self.counter.state
+        size = next((n for a, n in self._timings if a == block), 64)
+        insns = decode(bytes(self.uc.mem_read(block, size)), block)
+        for insn, reg, what in _word_aligned_accesses(insns):
+            if insn.cc not in (15, 0):  # conditional: checked by its own hook instead
+                continue
+            value = self.uc.reg_read(reg)
+            if value & 3:
+                self._fault(f"unaligned {what} at 0x{insn.address:08X} (base 0x{value:08X}): "
+                            "UNALIGNED", insn.address, CFSR_UNALIGNED)
+                return
+        st.stop_reason = 0
+        self._fault(f"unaligned access in the block at 0x{block:08X}: UNALIGNED", block,
+                    CFSR_UNALIGNED)
+
+    def _scan_sites(self) -> None:
+        """Addresses of unmask instructions and divisions in the loaded image, by encoding.
+        A data word that happens to match costs at most a hook that never fires (hooks fire
+        only where an instruction starts, and the bytes there are that instruction)."""
+        self._unmask_sites, self._div_sites = [], []
+        for seg in self.firmware.segments:
+            for pattern, skip, out in ((_CPSIE_RE, 2, self._unmask_sites),
+                                       (_MSR_MASK_RE, 4, self._unmask_sites),
+                                       (_DIV_RE, 0, self._div_sites)):
+                out.extend(seg.paddr + m.start() + skip for m in pattern.finditer(seg.data)
+                           if m.start() % 2 == 0)
+        # The hook sits on the instruction after the unmask one (CPSIE is 2 bytes, MSR 4).
+        self._unmask_hooks = [self.uc.hook_add(unicorn.UC_HOOK_CODE, self._on_unmask,
+                                               begin=site, end=site)
+                              for site in self._unmask_sites]
+
+    def _sync_traps(self) -> None:
+        """Hooks on the divisions exist exactly while CCR.DIV_0_TRP is set; the memory hook
+        that checks every access's alignment exactly while CCR.UNALIGN_TRP is set."""
+        unalign = bool(self.scs.values[CCR] & CCR_UNALIGN_TRP)
+        if unalign != (self._unalign_hook is not None):
+            if unalign:  # opt-in by the firmware: a Python call per data access while set
+                self._unalign_hook = self.uc.hook_add(
+                    unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE, self._on_access)
+            else:
+                self.uc.hook_del(self._unalign_hook)
+                self._unalign_hook = None
+            self.uc.ctl_flush_tb()
+        want = bool(self.scs.values[CCR] & CCR_DIV_0_TRP)
+        if want == bool(self._div_hooks) or not self._div_sites:
+            return
+        if want:
+            self._div_hooks = [self.uc.hook_add(unicorn.UC_HOOK_CODE, self._on_div,
+                                                begin=a, end=a) for a in self._div_sites]
+        else:
+            for h in self._div_hooks:
+                self.uc.hook_del(h)
+            self._div_hooks = []
+        self.uc.ctl_flush_tb()  # hooks are compiled into translated blocks
+
+    def _after_wfi(self) -> str | None:
+        """Unicorn returns from emu_start right after a WFI/WFE: which one, if it was that."""
+        pc = self.pc
+        try:
+            if self.read_u16(pc - 2) in (WFI_T1, WFE_T1):
+                return "WFI" if self.read_u16(pc - 2) == WFI_T1 else "WFE"
+            if self.read_u16(pc - 4) == 0xF3AF and self.read_u16(pc - 2) in (WFI_T2, WFE_T2):
+                return "WFI" if self.read_u16(pc - 2) == WFI_T2 else "WFE"
+        except unicorn.UcError:
+            return None
+        return None
+
+    def _sleep(self, limit: int | None) -> bool:
+        """The core sleeps: skip emulated time to the next wake-up event in one step.
+
+        Returns False when the run must pause at ``limit`` (still asleep). Wakes when a pending
+        exception could preempt if PRIMASK were clear (WFI's rule, B1.5.19); WFE also wakes on
+        its event register (set by exception entry and return).
+        """
+        st = self.counter.state
+        if self._sleeping == "WFE" and self.exc.event:
+            self.exc.event = False
+            self._sleeping = None
+            return True
+        wake_priority = self.exc.execution_priority(ignore_primask=True)
+        if self.scs.next_exception(wake_priority) is not None:
+            self._sleeping = None
+            return True
+        group = self.scs.group
+        tick = self.scs.systick_next_event()
+        if tick is not None and group(self.scs.priority(SYSTICK)) >= wake_priority:
+            tick = None  # it will pend but cannot wake this sleep
+        if tick is None:
+            waiting = self._input_wake_sources(wake_priority)
+            if limit is None or not waiting:
+                why = ("only input on " + ", ".join(waiting) + " could wake it, and this run "
+                       "delivers none") if waiting else self._no_wake_reason()
+                self._fail(SleepingNoWakeup(why, self.pc))
+                return True
+            st.cycles = max(st.cycles, limit)
+            return False
+        if limit is not None and limit < tick:
+            st.cycles = max(st.cycles, limit)
+            return False
+        st.cycles = max(st.cycles, tick)
+        self.scs.systick_update()
+        return True
+
+    def _input_wake_sources(self, wake_priority: int) -> list[str]:
+        out = []
+        for name, model in self.peripherals.items():
+            irq = getattr(model, "irq", None)
+            if irq is None or not hasattr(model, "receive") or irq not in self.scs.enabled:
+                continue
+            cr1 = model.values.get(model.CR1, 0)
+            if cr1 & (1 << 5) and self.scs.group(self.scs.priority(IRQ0 + irq)) < wake_priority:
+                out.append(name)
+        return out
+
+    def _no_wake_reason(self) -> str:
+        enabled = sorted(self.scs.enabled)
+        systick = "SysTick is off" if not self.scs.values[0x010] & 1 else \
+            "SysTick runs without TICKINT" if not self.scs.values[0x010] & 2 else \
+            "SysTick cannot preempt the sleeping context"
+        irqs = f"enabled IRQs {enabled} have no pending source" if enabled else \
+            "no interrupt is enabled in the NVIC"
+        return f"{irqs}; {systick}"
 
     def _semihosting(self, pc: int) -> None:
         op = self.uc.reg_read(A.UC_ARM_REG_R0)
@@ -309,14 +658,31 @@ class Machine:
     @property
     def scs(self) -> SystemControlSpace:
         """The system control space model (NVIC, SCB, SysTick)."""
+        scs = self.__dict__.get("_scs")
+        if scs is not None:
+            return scs
         for model in self.peripherals.values():
             if isinstance(model, SystemControlSpace):
+                self._scs = model
                 return model
         raise AtomSimError(f"{self.platform.path} declares no IRQControllers.NVIC")
 
     def scs_trcena(self) -> bool:
         """DEMCR.TRCENA (the DWT reads it)."""
         return self.scs.trcena()
+
+    def irq_line(self, irq: int, level: bool) -> None:
+        """PeripheralHost: a peripheral's interrupt request line changed."""
+        self.scs.set_line(irq, level)
+        if level:
+            self.interrupts_changed()
+
+    def interrupts_changed(self) -> None:
+        """PeripheralHost: re-evaluate exceptions at the next block boundary (not mid-block:
+        stopping Unicorn inside an MMIO access would re-execute the access on restart)."""
+        self._poked = True
+        if self.counter.active:
+            self.counter.state.cycle_budget = 0
 
     def load(self, path) -> elfmod.Firmware:
         """Load an ELF's segments at their load addresses, paint the stack, reset the core."""
@@ -350,15 +716,44 @@ class Machine:
                          what=f"{fw.path.name} (no memory of {self.board.id} is there)")
 
     def vector_table(self) -> int:
+        """Address of the vector table: a vector-table symbol, else the image's lowest flash
+        address (where the boot alias makes the core look)."""
+        return self._find_vector_table()[0]
+
+    def _find_vector_table(self) -> tuple[int, bool]:
         fw = self.firmware
         for name in ("vector_table", "g_pfnVectors", "__isr_vector", "__Vectors",
                      "_vector_table"):
             addr = fw.symbol(name)
             if addr is not None:
-                return addr
+                return addr, True
         flash = [s.paddr for s in fw.segments
                  if self.board.flash.address <= s.paddr < self.board.flash.end]
-        return min(flash) if flash else min(s.paddr for s in fw.segments)
+        return (min(flash) if flash else min(s.paddr for s in fw.segments)), False
+
+    def _memory_of(self, address: int, end_inclusive: bool = False) -> str | None:
+        for mem in self.platform.memories:
+            for base in mem.addresses:
+                if base <= address < base + mem.size or (end_inclusive and
+                                                          address == base + mem.size):
+                    return mem.name
+        return None
+
+    def _check_vector_table(self, vtor: int, named: bool, sp: int, entry: int) -> None:
+        """A usable table holds an initial SP in (or at the top of) a memory and a reset
+        vector inside one; anything else is named, never run."""
+        if named:  # the firmware says where its table is: a bad entry faults when it runs
+            return
+        where = f"0x{vtor:08X} (no vector-table symbol in the ELF; the image's lowest flash " \
+            "address)"
+        if self._memory_of(entry & ~1) is None:
+            raise MissingVectorTable(
+                f"{self.firmware.path.name}: no vector table found: the reset vector at "
+                f"{where} is 0x{entry:08X}, which points at no memory of {self.board.id}")
+        if self._memory_of(sp, end_inclusive=True) is None:
+            raise MissingVectorTable(
+                f"{self.firmware.path.name}: no vector table found: the initial SP at "
+                f"{where} is 0x{sp:08X}, which points at no memory of {self.board.id}")
 
     def reset(self) -> None:
         """Core reset: SP and PC from the vector table; peripherals and counters reset."""
@@ -375,18 +770,39 @@ class Machine:
         self.finished = None
         self.counter.close()
         self.counter = BlockCounter(self.uc, self._describe)
-        if self.traffic is not None:
-            self.traffic.clear()
-        vtor = self.vector_table()
-        sp, entry = struct.unpack("<II", bytes(self.uc.mem_read(vtor, 8)))
+        vtor, named = self._find_vector_table()
+        try:
+            sp, entry = struct.unpack("<II", bytes(self.uc.mem_read(vtor, 8)))
+        except unicorn.UcError:
+            raise MissingVectorTable(f"{self.firmware.path.name}: no vector table found at "
+                                     f"0x{vtor:08X} (no memory there)") from None
+        self._check_vector_table(vtor, named, sp, entry)
         self.scs.values[0xD08] = vtor
         self._setup_stack(sp)
         self.initial_sp = sp
+        # Core reset state: thread mode, main stack, nothing masked.
+        self.uc.reg_write(A.UC_ARM_REG_XPSR, 0x01000000)
+        self.uc.reg_write(A.UC_ARM_REG_CONTROL, 0)
+        for reg in (A.UC_ARM_REG_PRIMASK, A.UC_ARM_REG_FAULTMASK, A.UC_ARM_REG_BASEPRI):
+            self.uc.reg_write(reg, 0)
         self.uc.reg_write(A.UC_ARM_REG_SP, sp)
         self.uc.reg_write(A.UC_ARM_REG_MSP, sp)
         self.uc.reg_write(A.UC_ARM_REG_LR, 0xFFFFFFFF)
+        self._sleeping, self._poked, self._masked_pending = None, False, False
+        self.exc.event = False
+        for h in self._unmask_hooks + self._div_hooks + list(self._align_hooked.values()) + \
+                ([self._unalign_hook] if self._unalign_hook is not None else []):
+            self.uc.hook_del(h)
+        self._unmask_hooks, self._div_hooks, self._align_hooked = [], [], {}
+        self._unalign_hook = None
+        self._scan_sites()
+        self.uc.ctl_flush_tb()
         self.uc.reg_write(A.UC_ARM_REG_PC, entry | 1)
         self._pc = entry | 1
+        if not entry & 1:  # the core would take INVSTATE on its first fetch
+            self._pending = self._fault_error(
+                f"reset vector 0x{entry:08X} has no Thumb bit (bit 0): INVSTATE on the first "
+                "instruction fetch", entry & ~1, CFSR_INVSTATE, forced=True)
 
     def _setup_stack(self, sp: int) -> None:
         fw = self.firmware
@@ -450,23 +866,53 @@ class Machine:
         if self.finished is not None:
             return self.finished
         st = self.counter.state
-        st.budget = st.instructions + max_instructions
-        st.cycle_budget = st.cycles + max_cycles if max_cycles is not None else 2**64 - 1
-        st.stop_reason = 0
-        while True:
-            start = self.uc.reg_read(A.UC_ARM_REG_PC)
+        st.budget = min(st.instructions + max(max_instructions, 0), 2**64 - 1)
+        limit = st.cycles + max(max_cycles, 0) if max_cycles is not None else None
+        uc_error = None
+        while self._pending is None:
+            self._poked = False
+            self._sync_traps()
+            self._deliver()
+            if self._pending is not None:
+                break
+            if self._sleeping:
+                if not self._sleep(limit):
+                    return self._result(None, max_instructions, paused=True)
+                continue
+            if limit is not None and st.cycles >= limit:
+                return self._result(None, max_instructions, paused=True)
+            if not self.uc.reg_read(A.UC_ARM_REG_XPSR) & 0x01000000:  # EPSR.T clear
+                self._fault(f"execution with EPSR.T clear at 0x{self.pc:08X} (an ARM-state "
+                            "address): INVSTATE", self.pc, CFSR_INVSTATE)
+                break
+            tick = self.scs.systick_next_event()
+            stops = [x for x in (limit, tick) if x is not None]
+            st.cycle_budget = min(stops) if stops else 2**64 - 1
+            st.stop_reason = 0
             try:
-                self.uc.emu_start(start | 1, 0xFFFFFFFF)
-                uc_error = None
+                self.uc.emu_start(self.uc.reg_read(A.UC_ARM_REG_PC) | 1, 0xFFFFFFFF)
             except unicorn.UcError as exc:
                 uc_error = exc
-            # A marker or semihosting call that resumed execution restarts the loop.
-            if uc_error is None and self._pending is None and self._exit is None and \
-                    self._bkpt_stop is None and st.stop_reason == 0:
+                break
+            if self._pending is not None or self._exit is not None or \
+                    self._bkpt_stop is not None:
+                break
+            if st.stop_reason == STOP_CYCLES or self._poked:
+                continue  # an event, a pause, or a poke: the top of the loop sorts it out
+            if st.stop_reason == STOP_DESCRIBE and \
+                    isinstance(self.counter.describe_error, _Retranslate):
+                self._retranslate(self.counter.describe_error)
+                self.counter.describe_error = None
                 continue
-            break
-        if uc_error is None and self._pending is None and st.stop_reason == STOP_CYCLES:
-            return self._result(None, max_instructions, paused=True)
+            if st.stop_reason == STOP_ALIGN:
+                self._alignment_fault(st.halt_addr)
+                break
+            if st.stop_reason != 0:
+                break
+            # Returned with no reason: after a WFI/WFE, or a resumed marker/semihosting call.
+            self._sleeping = self._after_wfi()
+            if self._sleeping:
+                self._close_block(self.pc)
         self.counter.finish()
         self.finished = self._result(uc_error, max_instructions)
         return self.finished
@@ -507,8 +953,7 @@ class Machine:
                 err.status if err else ""), error=err, markers=list(self.markers),
             semihosting_output=self._semihost.decode(errors="replace"),
             firmware_sha256=fw.sha256, timing_model=self.timing.version,
-            backend=EMULATOR_VERSION,
-            traffic=self.traffic.snapshot() if self.traffic else None)
+            backend=EMULATOR_VERSION)
 
     def _fail_text(self) -> str:
         for line in reversed(self.uart_text(self.board.console).splitlines()):
@@ -532,6 +977,12 @@ class Machine:
             self.scs.record_fault(CFSR_PRECISERR | CFSR_BFARVALID, HFSR_FORCED, address, None)
             return HardFault(f"bus error on {kind} at 0x{address:08X} (no memory there)", pc,
                              self.scs.values[0xD28], self.scs.values[0xD2C], bfar=address)
+        if exc.errno == unicorn.UC_ERR_INSN_INVALID and \
+                not self.uc.reg_read(A.UC_ARM_REG_XPSR) & 0x01000000:
+            self.scs.record_fault(CFSR_INVSTATE, HFSR_FORCED, None, None)
+            return HardFault(f"branch to 0x{pc:08X} without the Thumb bit (an ARM-state "
+                             "address): INVSTATE", pc, self.scs.values[0xD28],
+                             self.scs.values[0xD2C])
         if exc.errno == unicorn.UC_ERR_INSN_INVALID:
             self.scs.record_fault(CFSR_UNDEFINSTR, HFSR_FORCED, None, None)
             return HardFault("undefined instruction", pc, self.scs.values[0xD28],
@@ -640,10 +1091,8 @@ class Machine:
         return bytes(out)
 
     def close(self) -> None:
-        """Release the native counters."""
+        """Release the native counter."""
         self.counter.close()
-        if self.traffic is not None:
-            self.traffic.close()
 
 
 _SIDE_EFFECTS = ("st", "push", "vst", "vpush", "bkpt", "svc", "bl", "blx", "cps", "msr", "wf",
@@ -672,6 +1121,119 @@ def _is_pure_loop(insns, start: int) -> bool:
     live_in.discard(csarm.ARM_REG_PC)
     written.discard(csarm.ARM_REG_PC)
     return not live_in & written
+
+
+# Alignment faults Unicorn does not raise (ARMv7-M A3.2.1): LDM/STM (and PUSH/POP), LDRD/STRD,
+# LDREX/STREX and the VFP multiple/single loads and stores always need word-aligned addresses.
+# What we chose, and why: no hook per memory access for all code. At block-description time
+# the decoded block names each such access's base register; when that register is unchanged
+# from block entry to the access (or moved by multiples of 4: writeback, add/sub #4k), its
+# alignment at block entry decides, and the native block counter checks it before the block
+# runs (up to three registers a block, FLAG_ALIGN). Bases computed inside the block get a code
+# hook on that one instruction. SP-based (SP is word-aligned by construction) and PC-relative
+# accesses need no check.
+_WORD_ALIGNED = ("ldm", "stm", "ldrd", "strd", "ldrex", "strex", "vldm", "vstm", "vldr",
+                 "vstr")
+
+
+def _word_aligned_accesses(insns):
+    """(insn, unicorn base register, mnemonic) of every access that needs word alignment."""
+    from capstone import arm as csarm
+
+    for insn in insns:
+        mnem = insn.mnemonic.split(".")[0]
+        if not mnem.startswith(_WORD_ALIGNED) or mnem.startswith(("ldrexb", "ldrexh", "strexb",
+                                                                  "strexh")):
+            continue
+        if mnem.startswith(("ldm", "stm", "vldm", "vstm")):
+            base = insn.operands[0].reg if insn.operands else None
+        else:
+            mem = [op for op in insn.operands if op.type == csarm.ARM_OP_MEM]
+            base = mem[0].mem.base if mem else None
+        if base is None or base in (csarm.ARM_REG_SP, csarm.ARM_REG_PC):
+            continue
+        reg = _UC_REG.get(base)
+        if reg is not None:
+            yield insn, reg, mnem
+
+
+def _alignment_checks(insns) -> tuple[int, list[tuple[int, int, str]]]:
+    """Block flags naming the base registers to check at block entry, and the sites that need
+    a check of their own (see the comment above)."""
+    from capstone import arm as csarm
+
+    changed: set[int] = set()  # unicorn registers written by something other than a 4k move
+    entry: list[int] = []
+    sites: list[tuple[int, int, str]] = []
+    accesses = {insn.address: (reg, mnem) for insn, reg, mnem in _word_aligned_accesses(insns)}
+    if not accesses:
+        return 0, sites
+    last = max(accesses)
+    for insn in insns:
+        if insn.address > last:
+            break
+        if insn.address in accesses:
+            reg, mnem = accesses[insn.address]
+            conditional = insn.cc not in (csarm.ARM_CC_AL, csarm.ARM_CC_INVALID)
+            if reg in changed or (reg not in entry and len(entry) == 3) or \
+                    reg == A.UC_ARM_REG_LR or conditional:  # (an IT block may skip it)
+                sites.append((insn.address, reg, f"{mnem}:{insn.cc}" if conditional else mnem))
+            elif reg not in entry:
+                entry.append(reg)
+        _, writes = insn.regs_access()
+        mnem = insn.mnemonic.split(".")[0]
+        for w in writes:
+            reg = _UC_REG.get(w)
+            if reg is None:
+                continue
+            if insn.address in accesses and reg == accesses[insn.address][0] and \
+                    insn.writeback and not _loads_register(insn, w):
+                continue  # writeback moves the base by a multiple of 4
+            if mnem in ("add", "adds", "sub", "subs", "addw", "subw") and \
+                    len(insn.operands) >= 2 and insn.operands[-1].type == csarm.ARM_OP_IMM and \
+                    insn.operands[-1].imm % 4 == 0 and \
+                    all(op.type != csarm.ARM_OP_REG or op.reg == w
+                        for op in insn.operands[:-1]):
+                continue  # rX = rX +- 4k keeps the alignment
+            changed.add(reg)
+    flags = 0
+    for k, reg in enumerate(entry):
+        flags |= (reg - A.UC_ARM_REG_R0 + 1) << (8 + 5 * k)
+    return (flags | FLAG_ALIGN if entry else 0), sites
+
+
+def _condition_holds(cc: int, xpsr: int) -> bool:
+    """Capstone's ARM condition code against the APSR flags."""
+    from capstone import arm as csarm
+
+    n, z, c, v = (xpsr >> 31) & 1, (xpsr >> 30) & 1, (xpsr >> 29) & 1, (xpsr >> 28) & 1
+    return {csarm.ARM_CC_EQ: z, csarm.ARM_CC_NE: not z, csarm.ARM_CC_HS: c,
+            csarm.ARM_CC_LO: not c, csarm.ARM_CC_MI: n, csarm.ARM_CC_PL: not n,
+            csarm.ARM_CC_VS: v, csarm.ARM_CC_VC: not v, csarm.ARM_CC_HI: c and not z,
+            csarm.ARM_CC_LS: not c or z, csarm.ARM_CC_GE: n == v, csarm.ARM_CC_LT: n != v,
+            csarm.ARM_CC_GT: not z and n == v, csarm.ARM_CC_LE: z or n != v}.get(cc, True)
+
+
+def _loads_register(insn, reg: int) -> bool:
+    """The register is in an LDM's list or an LDRD's destinations (not just its base)."""
+    from capstone import arm as csarm
+
+    ops = insn.operands[1:] if insn.mnemonic.startswith(("ldm", "pop")) else insn.operands
+    return any(op.type == csarm.ARM_OP_REG and op.reg == reg for op in ops)
+
+
+def _uc_registers() -> dict[int, int]:
+    from capstone import arm as csarm
+
+    table = {getattr(csarm, f"ARM_REG_R{i}"): getattr(A, f"UC_ARM_REG_R{i}") for i in range(13)}
+    table[csarm.ARM_REG_LR] = A.UC_ARM_REG_LR
+    return table
+
+
+_UC_REG = _uc_registers()
+# Alignment analysis by block address and bytes: the same code reloaded (the profiler loads
+# its harness once per case) is not analysed again.
+_ALIGN_CACHE: dict[tuple[int, bytes], tuple[int, list]] = {}
 
 
 def _where(model, address: int) -> str:

@@ -26,6 +26,9 @@ typedef struct {
 
 enum {
     ASB_FLAG_HALT = 1u, /* a branch to itself: the firmware has finished */
+    /* Alignment checks at block entry: bits 8-22 name up to three base registers, 5 bits each
+     * (r + 1; 0 = none), that must be word-aligned when the block starts (see machine.py). */
+    ASB_FLAG_ALIGN = 2u,
 };
 
 typedef struct {
@@ -43,6 +46,7 @@ enum {
     ASB_STOP_DESCRIBE = 3, /* the describe callback failed */
     ASB_STOP_NOMEM = 4,
     ASB_STOP_CYCLES = 5, /* cycle budget reached (a timed slice of emulated time) */
+    ASB_STOP_ALIGN = 6,  /* an LDM/STM/LDRD/STRD of the block would be unaligned */
 };
 
 typedef int (*asb_describe_fn)(uint32_t addr, uint32_t size, asb_desc_t *out);
@@ -139,6 +143,21 @@ static void on_block(uc_engine *uc, uint64_t address, uint32_t size, void *user)
             return;
         }
         s->n_blocks++;
+    }
+    if (b->d.flags & ASB_FLAG_ALIGN) {
+        for (int k = 0; k < 3; k++) {
+            uint32_t r = (b->d.flags >> (8 + 5 * k)) & 0x1F, v = 0;
+            if (!r)
+                continue;
+            uc_reg_read(uc, UC_ARM_REG_R0 + (int)r - 1, &v);
+            if (v & 3) { /* stop before the block runs: it would fault */
+                s->stop_reason = ASB_STOP_ALIGN;
+                s->halt_addr = addr;
+                s->prev = -1;
+                uc_emu_stop(uc);
+                return;
+            }
+        }
     }
     if (b->d.flags & ASB_FLAG_HALT) {
         /* The firmware has reached its branch to itself (once, already counted): stop before

@@ -10,11 +10,43 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from atomsim.boards import Board
     from atomsim.boards.platform import PeripheralDecl
-    from atomsim.emulator.machine import Machine
+
+
+@runtime_checkable
+class PeripheralHost(Protocol):
+    """What a peripheral model may ask of the machine it sits in, and nothing more.
+
+    The embedded emulator's ``Machine`` implements it; unit tests use an in-memory fake
+    (tests/test_peripherals_fake.py), so a model never needs Unicorn to be tested.
+    """
+
+    board: Board  # chip facts: core, clock, caches, FPU
+
+    def cycles(self) -> int:
+        """Modelled core cycles so far: the time source of SysTick, DWT and every timer."""
+        ...
+
+    def uart_output(self, name: str, byte: int) -> None:
+        """A USART named ``name`` transmitted ``byte``."""
+        ...
+
+    def scs_trcena(self) -> bool:
+        """DEMCR.TRCENA (the DWT counts only when it is set)."""
+        ...
+
+    def irq_line(self, irq: int, level: bool) -> None:
+        """A peripheral's interrupt request line ``irq`` (the NVIC input) is now ``level``."""
+        ...
+
+    def interrupts_changed(self) -> None:
+        """Something that can pend, enable or schedule an exception changed: the machine must
+        re-evaluate before the core runs on (at the next block boundary)."""
+        ...
 
 
 class UnmodelledRegister(Exception):
@@ -38,10 +70,10 @@ class Peripheral:
     size: ClassVar[int] = 0x400
     registers: ClassVar[tuple[Reg, ...]] = ()
 
-    def __init__(self, decl: PeripheralDecl, machine: Machine):
+    def __init__(self, decl: PeripheralDecl, host: PeripheralHost):
         self.name = decl.name
         self.decl = decl
-        self.machine = machine
+        self.host = host
         self.base = decl.address
         self._regs = {r.offset: r for r in self.all_registers()}
         self.values = {r.offset: r.reset for r in self._regs.values()}

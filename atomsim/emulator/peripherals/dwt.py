@@ -21,32 +21,32 @@ class Dwt(Peripheral):
                      (0x00C, "EXCCNT"), (0x010, "SLEEPCNT"), (0x014, "LSUCNT"),
                      (0x018, "FOLDCNT"), (0x01C, "PCSR"), (LAR, "LAR"), (LSR, "LSR"))
 
-    def __init__(self, decl, machine):
-        super().__init__(decl, machine)
+    def __init__(self, decl, host):
+        super().__init__(decl, host)
         self._offset = 0  # CYCCNT = cycles + offset while running
         self._frozen = 0
 
     def _running(self) -> bool:
-        return bool(self.values[CTRL] & 1) and self.machine.scs_trcena()
+        return bool(self.values[CTRL] & 1) and self.host.scs_trcena()
 
     def read_reg(self, offset):
         if offset == CYCCNT:
             if self._running():
-                return (self.machine.cycles() + self._offset) & 0xFFFFFFFF
+                return (self.host.cycles() + self._offset) & 0xFFFFFFFF
             return self._frozen
         return super().read_reg(offset)
 
     def write_reg(self, offset, value):
         if offset == CYCCNT:
             self._frozen = value
-            self._offset = value - self.machine.cycles()
+            self._offset = value - self.host.cycles()
         elif offset == CTRL:
             was = self._running()
             self.values[CTRL] = (value & 0x0FFFFFFF) | NUMCOMP_4
             now = self._running()
             if was and not now:
-                self._frozen = (self.machine.cycles() + self._offset) & 0xFFFFFFFF
+                self._frozen = (self.host.cycles() + self._offset) & 0xFFFFFFFF
             elif now and not was:
-                self._offset = self._frozen - self.machine.cycles()
+                self._offset = self._frozen - self.host.cycles()
         else:
             super().write_reg(offset, value)

@@ -1,7 +1,10 @@
 """STM32 USART: the F4 layout (SR/DR) and the F7/H7 layout (ISR/TDR/RDR, TEACK/REACK).
 
 Transmission is instantaneous (TXE and TC always set); received bytes queue in ``rx`` and
-raise RXNE until read. Sources: CMSIS typedefs and HAL-F7 UART_CheckIdleState (STM32-FACTS §4).
+raise RXNE until read. The interrupt request line is high while an enabled condition holds
+(CR1.RXNEIE with RXNE, TXEIE with TXE, TCIE with TC), as the USART's level-sensitive IRQ
+output is; it is handed to the NVIC through the host. Sources: CMSIS typedefs, HAL-F7
+UART_CheckIdleState (STM32-FACTS §4); IRQ numbers from the RM0402/RM0385/RM0433 vector tables.
 """
 
 from __future__ import annotations
@@ -11,26 +14,60 @@ from collections import deque
 from atomsim.emulator.peripherals.base import Peripheral, regs
 
 TXE, TC, RXNE = 1 << 7, 1 << 6, 1 << 5
+RXNEIE, TCIE, TXEIE = 1 << 5, 1 << 6, 1 << 7
+# NVIC IRQ number by USART base address: the same on STM32F4, F7 and H7.
+IRQ_BY_BASE = {0x40011000: 37, 0x40004400: 38, 0x40004800: 39, 0x40004C00: 52,
+               0x40005000: 53, 0x40011400: 71, 0x40007800: 82, 0x40007C00: 83}
 
 
 class _Usart(Peripheral):
-    def __init__(self, decl, machine):
-        super().__init__(decl, machine)
+    CR1 = 0x00
+
+    def __init__(self, decl, host):
+        super().__init__(decl, host)
         self.rx: deque[int] = deque()
+        irq = decl.properties.get("IRQ") if hasattr(decl, "properties") else None
+        self.irq: int | None = int(irq) if irq is not None else IRQ_BY_BASE.get(self.base)
+        self._line = False
 
     def transmit(self, byte: int) -> None:
-        self.machine.uart_output(self.name, byte & 0xFF)
+        self.host.uart_output(self.name, byte & 0xFF)
 
     def receive(self, data: bytes) -> None:
         """Queue bytes on the RX line (as if sent by the host)."""
         self.rx.extend(data)
+        self.update_irq()
 
     def pop_rx(self) -> int:
-        return self.rx.popleft() if self.rx else 0
+        value = self.rx.popleft() if self.rx else 0
+        self.update_irq()
+        return value
+
+    def irq_level(self) -> bool:
+        """The interrupt request line: an enabled condition holds (TXE and TC always do)."""
+        cr1 = self.values[self.CR1]
+        return bool(cr1 & (TXEIE | TCIE) or (cr1 & RXNEIE and self.rx))
+
+    def update_irq(self) -> None:
+        level = self.irq_level()
+        if level != self._line and self.irq is not None:
+            self._line = level
+            self.host.irq_line(self.irq, level)
+
+    def reset(self) -> None:
+        super().reset()  # queued input survives a core reset, as on the wire
+        self._line = False
+
+    def write_reg(self, offset, value):
+        super().write_reg(offset, value)
+        if offset == self.CR1:
+            self.update_irq()
 
 
 class UsartF4(_Usart):
     """Legacy STM32F4 USART (Renode type UART.STM32_UART)."""
+
+    CR1 = 0x0C
 
     def idle_read(self, offset):
         """Polling SR with nothing received waits for input."""
@@ -58,6 +95,8 @@ class UsartF4(_Usart):
 class UsartF7(_Usart):
     """STM32F7/H7 USART (Renode type UART.STM32F7_USART)."""
 
+    CR1 = 0x00
+
     def idle_read(self, offset):
         """Polling ISR with nothing received waits for input."""
         return offset == 0x1C and not self.rx
@@ -80,5 +119,7 @@ class UsartF7(_Usart):
     def write_reg(self, offset, value):
         if offset == 0x28:
             self.transmit(value)
+        elif offset == 0x18 and value & (1 << 3):  # RQR.RXFRQ: flush the received byte
+            self.pop_rx()
         else:
             super().write_reg(offset, value)

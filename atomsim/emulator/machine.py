@@ -50,6 +50,7 @@ from atomsim.emulator.counter import (
     STOP_NOMEM,
     BlockCounter,
     BlockRecord,
+    TrafficCounter,
 )
 from atomsim.emulator.exceptions import EntryFault, ExceptionUnit
 from atomsim.emulator.peripherals import MODELS, Tag, UnmodelledRegister, model_key
@@ -111,7 +112,7 @@ class _Retranslate(Exception):
 class Machine:
     """One emulated board. Create, ``load`` an ELF, ``run``; or step with ``run(stop=...)``."""
 
-    def __init__(self, board: Board):
+    def __init__(self, board: Board, traffic: bool = False):
         self.board = board
         self.platform = board.platform()
         self.timing = model_for(board.core)
@@ -152,6 +153,10 @@ class Machine:
         self._map_peripherals()
         self.exc = ExceptionUnit(self.uc, self.scs, board.fpu)
         self.counter = BlockCounter(self.uc, self._describe)
+        # Optional per-memory data traffic (native; costs Unicorn's slow memory path).
+        self.traffic = TrafficCounter(self.uc, [
+            (m.name, list(m.addresses), (m.size + PAGE - 1) // PAGE * PAGE)
+            for m in self.platform.memories]) if traffic else None
         self.uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         self.uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
 
@@ -314,7 +319,8 @@ class Machine:
                 st = self.counter.state
                 self.markers.append(Marker("begin" if imm == MARKER_BEGIN else "end", pc,
                                            st.instructions, st.cycles,
-                                           uc.reg_read(A.UC_ARM_REG_SP)))
+                                           uc.reg_read(A.UC_ARM_REG_SP),
+                                           self.traffic.snapshot() if self.traffic else None))
                 uc.reg_write(A.UC_ARM_REG_PC, (pc + 2) | 1)
                 return
             self._bkpt_stop = imm
@@ -770,6 +776,8 @@ class Machine:
         self.finished = None
         self.counter.close()
         self.counter = BlockCounter(self.uc, self._describe)
+        if self.traffic is not None:
+            self.traffic.clear()
         vtor, named = self._find_vector_table()
         try:
             sp, entry = struct.unpack("<II", bytes(self.uc.mem_read(vtor, 8)))
@@ -953,7 +961,8 @@ class Machine:
                 err.status if err else ""), error=err, markers=list(self.markers),
             semihosting_output=self._semihost.decode(errors="replace"),
             firmware_sha256=fw.sha256, timing_model=self.timing.version,
-            backend=EMULATOR_VERSION)
+            backend=EMULATOR_VERSION,
+            traffic=self.traffic.snapshot() if self.traffic else None)
 
     def _fail_text(self) -> str:
         for line in reversed(self.uart_text(self.board.console).splitlines()):
@@ -1091,8 +1100,10 @@ class Machine:
         return bytes(out)
 
     def close(self) -> None:
-        """Release the native counter."""
+        """Release the native counters."""
         self.counter.close()
+        if self.traffic is not None:
+            self.traffic.close()
 
 
 _SIDE_EFFECTS = ("st", "push", "vst", "vpush", "bkpt", "svc", "bl", "blx", "cps", "msr", "wf",

@@ -6,9 +6,8 @@ expected outcome: exit code, the error's name (read from the ``--json`` output),
 output must contain, and what the database holds afterwards (unchanged bytes, absent, a row
 count, failure rows, sources). Fault cases (``fault = ...``) kill or interrupt a running sweep
 and check that its workers are gone and what it measured is kept. No case may print a Python
-traceback or hang. The corpus size and the outcome counts are printed at the end
-(``pytest -s`` or the terminal summary) and written to docs/reliability.md by
-``tests/badinput/list_cases.py``.
+traceback or hang. The corpus size and the outcome counts are printed by the last test and
+written to docs/reliability.md by ``tests/badinput/list_cases.py``.
 """
 
 from __future__ import annotations
@@ -24,17 +23,8 @@ def outcomes(request, tmp_path_factory):
     """Run the selected cases (several at a time) once per session."""
     selected = [item.callspec.params["name"] for item in request.session.items
                 if item.originalname == "test_case" and hasattr(item, "callspec")]
-    results = run_cases([c for c in CASES if c["name"] in selected],
-                        tmp_path_factory.mktemp("badinput"))
-    yield results
-    text = summary(results)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("")
-        for line in text.splitlines():
-            reporter.write_line(line)
-    else:
-        print(text)
+    return run_cases([c for c in CASES if c["name"] in selected],
+                     tmp_path_factory.mktemp("badinput"))
 
 
 @pytest.mark.parametrize("name", [c["name"] for c in CASES])
@@ -54,3 +44,11 @@ def test_the_corpus_covers_every_verb_and_fault():
             "silent_server"} <= setups
     assert any(c.get("lock") for c in CASES) and any(c.get("file_size_limit") for c in CASES)
     assert len(CASES) >= 80 and len({c["name"] for c in CASES}) == len(CASES)
+
+
+def test_zz_corpus_summary(outcomes, capsys):
+    """Print the corpus size and the counts per outcome (after every case has run)."""
+    text = summary(outcomes)
+    with capsys.disabled():
+        print("\n" + text)
+    assert text.startswith(f"bad-input corpus: {len(outcomes)} case(s)")

@@ -13,7 +13,7 @@ fields that mirror takes, the C arguments after the scratch context (``args``, n
 named shape cases and their generator (atomsim.nn.ops.cases), and how an atom becomes a call.
 
 The profiler, the host and emulated kernel tests, the contract test and the benchmarks iterate
-over :data:`OPERATORS`; none of them names an operator.
+over :data:`OPERATORS`; none of them keeps its own table of operators.
 """
 
 from __future__ import annotations

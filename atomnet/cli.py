@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from atomsim.cli.options import verb_parser
+from atomsim.core.errors import ConfigError
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -39,6 +40,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     t.add_argument("--label-smoothing", type=float, default=0.0)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    t.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: one per core; 1 is faster on a busy "
+                        "shared machine; results depend on it, so resume with the same)")
     t.add_argument("--checkpoint-dir", type=Path, default=Path("atomnet-checkpoints"))
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     t.add_argument("--init", type=Path, default=None,
@@ -70,11 +74,17 @@ def _emit(args, data: dict, text: str) -> None:
 
 
 def _train(args) -> int:
+    import torch
+
     from atomnet.config import load_stage_config
     from atomnet.data import load_dataset
     from atomnet.train import TrainConfig, evaluate, train
 
     config = load_stage_config(args.stage_config)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     r = config.input_resolution
     data = load_dataset(args.data, "train", r, args.limit)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, base_lr=args.base_lr,

@@ -170,7 +170,8 @@ def _bytes(b: flatbuffers.Builder, data: bytes) -> int:
     b.StartVector(1, len(data), 16)  # 16-byte aligned, so int32 bias reads are aligned
     b.head -= len(data)
     b.Bytes[b.head:b.head + len(data)] = data
-    return b.EndVector(len(data))
+    b.vectorNumElems = len(data)
+    return b.EndVector()
 
 
 def _table(b: flatbuffers.Builder, name: str, fields: dict) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 from badinput.runner import CASES, check, run_cases, summary
 
-pytestmark = pytest.mark.emu
+pytestmark = pytest.mark.firmware  # builds and runs firmware (hello, the harness)
 
 
 @pytest.fixture(scope="session")

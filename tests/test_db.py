@@ -507,3 +507,36 @@ def test_stats_for_one_board_and_query_limit(tmp_path, atoms):
     for bad in (0, -1):
         with pytest.raises(ConfigError, match="--limit must be"):
             db_query(path, limit=bad)
+
+
+def test_a_database_in_a_read_only_folder_can_be_read(atoms):
+    """WAL needs a -shm file SQLite cannot create there: read-only commands still work."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: a read-only folder cannot be simulated")
+    top = Path(tempfile.mkdtemp(prefix="atomdb-ro-"))
+    try:
+        top.chmod(0o755)
+        folder = top / "ro"
+        folder.mkdir()
+        path = folder / "a.db"
+        with AtomDB.open(path) as db:
+            db.upsert_measurements([measure(a, 1.0) for a in atoms])
+        folder.chmod(0o555)
+        code = ("import sys; from atomsim.db.commands import db_stats, db_query\n"
+                "print(db_stats(sys.argv[1])['measurements'], len(db_query(sys.argv[1])))")
+        user = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] \
+            if os.geteuid() == 0 else []
+        done = subprocess.run([*user, sys.executable, "-c", code, str(path)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["4", "4"]
+        assert sorted(p.name for p in folder.iterdir()) == ["a.db"]
+    finally:
+        (top / "ro").chmod(0o755)
+        shutil.rmtree(top)

@@ -186,7 +186,7 @@ class AtomDB:
         if not head.startswith(_SQLITE_MAGIC):
             raise NotAnAtomDB(f"{path} is not an AtomDB: not an SQLite database "
                               f"({_sniff(head)}); left untouched")
-        probe = self._connect("ro")
+        probe = self._connect_ro()
         try:
             app_id = self._retry(lambda: probe.execute("PRAGMA application_id").fetchone()[0])
             user_version = probe.execute("PRAGMA user_version").fetchone()[0]
@@ -220,6 +220,33 @@ class AtomDB:
         except sqlite3.Error as exc:
             raise self._named(exc) from None
 
+    def _connect_ro(self) -> sqlite3.Connection:
+        """A read-only connection; in a folder we cannot write, an immutable one if safe.
+
+        Reading a WAL file needs its ``-shm`` index, which SQLite cannot create in a read-only
+        folder; when no ``-wal`` file holds changes, the database file alone is the whole
+        truth and may be read as immutable.
+        """
+        conn = self._connect("ro")
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            low = str(exc).lower()
+            if "readonly" not in low and "unable to open" not in low:
+                raise self._named(exc) from None
+        wal = Path(f"{self.path}-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            raise AtomDBError(f"cannot read {self.path}: its folder is read-only and its -wal "
+                              "file holds changes not yet in the database file; open it once "
+                              "where it can be written")
+        try:
+            return sqlite3.connect(self._uri("ro") + "&immutable=1", uri=True,
+                                   isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._named(exc) from None
+
     def _check_version(self, version: int, oldest: int) -> None:
         if not oldest <= version <= SCHEMA_VERSION:
             newer = " (written by a newer AtomSim)" if version > SCHEMA_VERSION else ""
@@ -232,7 +259,7 @@ class AtomDB:
             raise NotAnAtomDB(f"{self.path} is empty, not an AtomDB")
         self._check_version(version, OLDEST_READABLE)
         self.schema_version = version
-        self._conn = self._connect("ro")
+        self._conn = self._connect_ro()
         self._conn.execute("PRAGMA query_only = ON")
 
     def _open_writable(self, version: int | None) -> None:

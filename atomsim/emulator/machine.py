@@ -64,6 +64,7 @@ from atomsim.emulator.peripherals.scs import (
     USAGEFAULT,
     SystemControlSpace,
 )
+from atomsim.emulator.sitecheck import SiteChecks
 from atomsim.emulator.timing import decode, model_for
 from atomsim.target import elf as elfmod
 from atomsim.target.backend import Marker, RunResult
@@ -147,8 +148,9 @@ class Machine:
         self._div_sites: list[int] = []
         self._div_hooks: list[int] = []
         self._unmask_hooks: list[int] = []
-        self._align_hooked: dict[int, int] = {}  # site address -> hook handle
+        self._sites = SiteChecks(self.uc)  # native checks of single LDM/LDRD… sites
         self._unalign_hook: int | None = None  # the memory hook while CCR.UNALIGN_TRP is set
+        self._hooked_image: str | None = None  # sha256 of the image the code hooks are for
         self._map_memories()
         self._map_peripherals()
         self.exc = ExceptionUnit(self.uc, self.scs, board.fpu)
@@ -290,7 +292,7 @@ class Machine:
         if key not in _ALIGN_CACHE:
             _ALIGN_CACHE[key] = _alignment_checks(insns)
         align_flags, sites = _ALIGN_CACHE[key]
-        new_sites = [site for site in sites if site[0] not in self._align_hooked]
+        new_sites = [site for site in sites if site[0] not in self._sites]
         if new_sites:  # per-execution checks must be compiled into the block: retranslate it
             raise _Retranslate(addr, size, new_sites)
         timing = (t.n_insn + extra, t.cost_fall + extra, t.cost_taken + extra,
@@ -490,22 +492,24 @@ class Machine:
             self._fault(f"unaligned {size}-byte access at 0x{address:08X} with CCR.UNALIGN_TRP "
                         "set: UNALIGNED", pc, CFSR_UNALIGNED)
 
-    def _on_align_site(self, uc, address, size, user) -> None:
-        """An LDM/STM/LDRD/STRD whose base register is computed inside its block."""
-        reg, what = user
-        what, _, cc = what.partition(":")
-        if cc and not _condition_holds(int(cc), uc.reg_read(A.UC_ARM_REG_XPSR)):
-            return
-        if uc.reg_read(reg) & 3:
-            self._fault(f"unaligned {what} at 0x{address:08X} (base 0x{uc.reg_read(reg):08X}): "
-                        "UNALIGNED", address, CFSR_UNALIGNED)
-
     def _retranslate(self, request: _Retranslate) -> None:
+        """Native hooks on an LDM/STM/LDRD/STRD whose base register is computed inside its
+        block (or that is conditional), then the block is translated again with them."""
         for site, reg, what in request.sites:
-            self._align_hooked[site] = self.uc.hook_add(
-                unicorn.UC_HOOK_CODE, self._on_align_site, user_data=(reg, what), begin=site,
-                end=site)
+            _, _, cc = what.partition(":")
+            self._sites.add(site, reg, _CAPSTONE_TO_ARM_COND.get(int(cc), 14) if cc else 14)
         self.uc.ctl_remove_cache(request.addr, request.addr + request.size)
+
+    def _site_fault(self) -> bool:
+        hit = self._sites.take_fault()
+        if hit is None:
+            return False
+        site, base = hit
+        insn = decode(bytes(self.uc.mem_read(site, 4)), site)
+        what = insn[0].mnemonic if insn else "access"
+        self._fault(f"unaligned {what} at 0x{site:08X} (base 0x{base:08X}): UNALIGNED", site,
+                    CFSR_UNALIGNED)
+        return True
 
     def _alignment_fault(self, block: int) -> None:
         """The block counter stopped before ``block``: one of its word-aligned accesses has a
@@ -798,13 +802,18 @@ class Machine:
         self.uc.reg_write(A.UC_ARM_REG_LR, 0xFFFFFFFF)
         self._sleeping, self._poked, self._masked_pending = None, False, False
         self.exc.event = False
-        for h in self._unmask_hooks + self._div_hooks + list(self._align_hooked.values()) + \
-                ([self._unalign_hook] if self._unalign_hook is not None else []):
-            self.uc.hook_del(h)
-        self._unmask_hooks, self._div_hooks, self._align_hooked = [], [], {}
-        self._unalign_hook = None
-        self._scan_sites()
-        self.uc.ctl_flush_tb()
+        if self._hooked_image != self.firmware.sha256:
+            # Code hooks belong to an image: replaced (and translations dropped, since hooks
+            # are compiled into them) only when another image is loaded, not on every reset.
+            for h in self._unmask_hooks + self._div_hooks + \
+                    ([self._unalign_hook] if self._unalign_hook is not None else []):
+                self.uc.hook_del(h)
+            self._sites.clear()
+            self._unmask_hooks, self._div_hooks = [], []
+            self._unalign_hook = None
+            self._scan_sites()
+            self.uc.ctl_flush_tb()
+            self._hooked_image = self.firmware.sha256
         self.uc.reg_write(A.UC_ARM_REG_PC, entry | 1)
         self._pc = entry | 1
         if not entry & 1:  # the core would take INVSTATE on its first fetch
@@ -902,7 +911,7 @@ class Machine:
             except unicorn.UcError as exc:
                 uc_error = exc
                 break
-            if self._pending is not None or self._exit is not None or \
+            if self._site_fault() or self._pending is not None or self._exit is not None or \
                     self._bkpt_stop is not None:
                 break
             if st.stop_reason == STOP_CYCLES or self._poked:
@@ -1100,8 +1109,9 @@ class Machine:
         return bytes(out)
 
     def close(self) -> None:
-        """Release the native counters."""
+        """Release the native counters and checks."""
         self.counter.close()
+        self._sites.clear()
         if self.traffic is not None:
             self.traffic.close()
 
@@ -1213,18 +1223,6 @@ def _alignment_checks(insns) -> tuple[int, list[tuple[int, int, str]]]:
     return (flags | FLAG_ALIGN if entry else 0), sites
 
 
-def _condition_holds(cc: int, xpsr: int) -> bool:
-    """Capstone's ARM condition code against the APSR flags."""
-    from capstone import arm as csarm
-
-    n, z, c, v = (xpsr >> 31) & 1, (xpsr >> 30) & 1, (xpsr >> 29) & 1, (xpsr >> 28) & 1
-    return {csarm.ARM_CC_EQ: z, csarm.ARM_CC_NE: not z, csarm.ARM_CC_HS: c,
-            csarm.ARM_CC_LO: not c, csarm.ARM_CC_MI: n, csarm.ARM_CC_PL: not n,
-            csarm.ARM_CC_VS: v, csarm.ARM_CC_VC: not v, csarm.ARM_CC_HI: c and not z,
-            csarm.ARM_CC_LS: not c or z, csarm.ARM_CC_GE: n == v, csarm.ARM_CC_LT: n != v,
-            csarm.ARM_CC_GT: not z and n == v, csarm.ARM_CC_LE: z or n != v}.get(cc, True)
-
-
 def _loads_register(insn, reg: int) -> bool:
     """The register is in an LDM's list or an LDRD's destinations (not just its base)."""
     from capstone import arm as csarm
@@ -1242,6 +1240,8 @@ def _uc_registers() -> dict[int, int]:
 
 
 _UC_REG = _uc_registers()
+# Capstone's condition codes (EQ = 1 … LE = 14, AL = 15) to the architecture's (EQ = 0 …).
+_CAPSTONE_TO_ARM_COND = {cc: cc - 1 for cc in range(1, 15)}
 # Alignment analysis by block address and bytes: the same code reloaded (the profiler loads
 # its harness once per case) is not analysed again.
 _ALIGN_CACHE: dict[tuple[int, bytes], tuple[int, list]] = {}

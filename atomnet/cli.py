@@ -53,6 +53,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     q.add_argument("checkpoint", type=Path, help="checkpoint written by train (last.pt)")
     data_options(q)
     q.add_argument("--calibration-images", type=int, default=256)
+    q.add_argument("--qat-epochs", type=int, default=0,
+                   help="quantization-aware fine-tuning epochs after PTQ (default 0: PTQ only)")
+    q.add_argument("--qat-lr", type=float, default=0.005)
     q.add_argument("--out", type=Path, required=True, help="quantized model file to write")
 
     e = verb_parser(sub, "export", "write the quantized model as an int8 .tflite")
@@ -112,11 +115,19 @@ def _quantize(args) -> int:
     q = post_training_quantize(model, calib, args.calibration_images)
     test = load_dataset(args.data, "test", r, args.test_limit)
     f_acc, q_acc = evaluate(model, test), evaluate_int8(q, test)
+    result = {"out": str(args.out), "test_images": len(test), "float_accuracy": f_acc,
+              "int8_accuracy": q_acc}
+    text = (f"{len(test)} test images: float {100 * f_acc:.2f} %, int8 (post-training) "
+            f"{100 * q_acc:.2f} % ({100 * (q_acc - f_acc):+.2f} points)")
+    if args.qat_epochs > 0:
+        from atomnet.qat import finetune
+
+        train_set = load_dataset(args.data, "train", r, args.limit)
+        q = finetune(q, train_set, epochs=args.qat_epochs, lr=args.qat_lr)
+        result["int8_accuracy_qat"] = qat_acc = evaluate_int8(q, test)
+        text += f", int8 after {args.qat_epochs} QAT epochs {100 * qat_acc:.2f} %"
     q.save(args.out)
-    _emit(args, {"out": str(args.out), "test_images": len(test), "float_accuracy": f_acc,
-                 "int8_accuracy": q_acc},
-          f"{len(test)} test images: float {100 * f_acc:.2f} %, int8 {100 * q_acc:.2f} % "
-          f"({100 * (q_acc - f_acc):+.2f} points); wrote {args.out}")
+    _emit(args, result, f"{text}; wrote {args.out}")
     return 0
 
 

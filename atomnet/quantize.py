@@ -220,15 +220,18 @@ def lower(model: AtomNet) -> QModel:
 
 # ---- 2. float forward of the lowered ops (calibration, and a check of the folding) ----
 
-def _float_op(op: QOp, xs: list[torch.Tensor]) -> torch.Tensor:
+def float_op(op: QOp, xs: list[torch.Tensor], w: torch.Tensor | None = None,
+             b: torch.Tensor | None = None) -> torch.Tensor:
+    """One op in float (NCHW); ``w`` / ``b`` replace the op's own weights when given."""
+    if op.kind in CONV_KINDS or op.kind == "fc":
+        w = torch.from_numpy(op.weight) if w is None else w
+        b = torch.from_numpy(op.bias) if b is None else b
     if op.kind in CONV_KINDS:
-        w, b = torch.from_numpy(op.weight), torch.from_numpy(op.bias)
         y = F.conv2d(xs[0], w, b, op.stride, op.pad, groups=xs[0].shape[1] // w.shape[1])
         return {"none": y, "relu": F.relu(y), "relu6": F.relu6(y),
                 "hsigmoid": y.clamp(0.0, 1.0)}[op.act]
     if op.kind == "fc":
-        return F.linear(xs[0].flatten(1), torch.from_numpy(op.weight),
-                        torch.from_numpy(op.bias))[:, :, None, None]  # (N, classes, 1, 1)
+        return F.linear(xs[0].flatten(1), w, b)[:, :, None, None]  # (N, classes, 1, 1)
     if op.kind == "hard_swish":
         return F.hardswish(xs[0])
     if op.kind == "add":
@@ -249,7 +252,7 @@ def run_float(q: QModel, x: torch.Tensor, ranges: dict | None = None) -> torch.T
     """
     vals = {0: x.float()}
     for op in q.ops:
-        vals[op.output] = _float_op(op, [vals[i] for i in op.inputs])
+        vals[op.output] = float_op(op, [vals[i] for i in op.inputs])
         if ranges is not None:
             lo, hi = float(vals[op.output].min()), float(vals[op.output].max())
             old = ranges.get(op.output, (lo, hi))
@@ -324,6 +327,12 @@ def quantize(q: QModel, ranges: dict) -> QModel:
             t.scale, t.zero_point = activation_params(*ranges[i])
         else:
             raise ConfigError(f"tensor {t.name} was not seen during calibration")
+    return quantize_ops(q)
+
+
+def quantize_ops(q: QModel) -> QModel:
+    """Integer weights, bias and kernel parameters of every op from the float weights and the
+    tensors' scales (quantization-aware fine-tuning calls this again after changing weights)."""
     for op in q.ops:
         ins = [q.tensors[i] for i in op.inputs]
         out = q.tensors[op.output]

@@ -3,9 +3,12 @@
 - int8 (host, integer-only, AtomSim's reference kernels) accuracy within 2 points of float;
 - the exported .tflite runs in TensorFlow Lite Micro's interpreter with outputs bit-identical
   to the host int8 forward pass, and AtomSim's own .tflite importer + numpy interpreter agree;
+- fake quantization predicts the int8 network; quantization-aware fine-tuning keeps the
+  tensor quantization and does not lose accuracy;
 - the same seed gives the same weights (and another seed other weights);
 - a run stopped after epoch 1 (in process, and by SIGKILL of the CLI) and resumed ends with
-  exactly the weights of an uninterrupted run.
+  exactly the weights of an uninterrupted run;
+- the CLI's quantize / export verbs work, and bad inputs are named errors.
 
 The config has every op the blocks use: stem conv, SEP (mobile_one), MBConv with SE and
 hard-swish, ConvNeXt with SE and k=5, residual Adds, stride-2 convs on even maps (PAD in the
@@ -146,6 +149,30 @@ def uninterrupted(data):
     return train(TINY, data[0].subset(512), SMALL).model.state_dict()
 
 
+def test_fake_quantization_predicts_the_int8_network(trained, data):
+    from atomnet.qat import fake_quant_forward
+
+    model, q = trained
+    x, _ = data[1].batch(range(200))
+    with torch.no_grad():
+        fake = fake_quant_forward(q, x).argmax(1).numpy()
+    real = run_int8(q, data[1].int8_inputs(range(200))).argmax(1)
+    assert (fake == real).mean() >= 0.95
+
+
+def test_quantization_aware_finetuning_keeps_the_structure(trained, data):
+    from atomnet.qat import finetune
+
+    _, q = trained
+    tuned = finetune(q, data[0].subset(1024), epochs=1, lr=0.002)
+    assert [(t.scale, t.zero_point) for t in tuned.tensors] == [
+        (t.scale, t.zero_point) for t in q.tensors]
+    assert any(not np.array_equal(a.qweight, b.qweight)
+               for a, b in zip(tuned.ops, q.ops, strict=True) if a.qweight is not None)
+    test = data[1].subset(500)
+    assert evaluate_int8(tuned, test) >= evaluate_int8(q, test) - 0.01
+
+
 def test_same_seed_same_weights_other_seed_other_weights(data, uninterrupted):
     small = data[0].subset(512)
     again = train(TINY, small, SMALL).model.state_dict()
@@ -211,3 +238,36 @@ def test_training_throughput_benchmark_runs():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "| training (fwd + bwd + SGD) |" in proc.stdout
+
+
+def test_cli_quantize_and_export(data, tmp_path, capsys):
+    import json
+
+    from atomnet.quantize import QModel
+    from atomsim.cli import main
+
+    ck = tmp_path / "ck"
+    train(TINY, data[0].subset(512), SMALL, checkpoint_dir=ck)
+    qfile, tfile = tmp_path / "tiny.q", tmp_path / "tiny.tflite"
+    assert main(["atomnet", "quantize", str(ck / "last.pt"), "--calibration-images", "128",
+                 "--test-limit", "100", "--out", str(qfile), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["test_images"] == 100 and 0 <= report["int8_accuracy"] <= 1
+    assert main(["atomnet", "export", str(qfile), "--out", str(tfile), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bytes"] == tfile.stat().st_size
+    assert tfile.read_bytes()[4:8] == b"TFL3"
+    assert QModel.load(qfile).num_classes == 10
+
+
+def test_cli_bad_inputs_are_named_errors(tmp_path, capsys):
+    from atomsim.cli import main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"input_resolution": 32}')
+    assert main(["atomnet", "train", str(bad)]) == 2
+    assert "missing key" in capsys.readouterr().err
+    assert main(["atomnet", "quantize", str(tmp_path / "none.pt"), "--out",
+                 str(tmp_path / "q")]) == 2
+    assert "cannot read checkpoint" in capsys.readouterr().err
+    assert main(["atomnet", "export", str(bad), "--out", str(tmp_path / "m.tflite")]) == 2
+    assert "cannot read quantized model" in capsys.readouterr().err

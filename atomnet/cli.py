@@ -1,8 +1,9 @@
-"""``atomsim atomnet train | quantize | export``: the AtomNet verbs (entry point atomsim.verbs).
+"""``atomsim atomnet train | quantize | export | summary``: the AtomNet verbs (atomsim.verbs).
 
     atomsim atomnet train CONFIG.json --data fashion-mnist --epochs 5 --checkpoint-dir ck/
     atomsim atomnet quantize ck/last.pt --data fashion-mnist --out model.q
     atomsim atomnet export model.q --out model.tflite
+    atomsim atomnet summary CONFIG.json          # per-layer shapes, MACs, parameters
 
 Imports torch only inside ``run`` (the CLI's protocol: registering stays light).
 """
@@ -58,6 +59,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     q.add_argument("--qat-lr", type=float, default=0.005)
     q.add_argument("--out", type=Path, required=True, help="quantized model file to write")
 
+    s = verb_parser(sub, "summary", "per-layer table of a stage config: shapes, MACs, params")
+    s.add_argument("stage_config", type=Path, help="stage config JSON")
+
     e = verb_parser(sub, "export", "write the quantized model as an int8 .tflite")
     e.add_argument("qmodel", type=Path, help="file written by quantize")
     e.add_argument("--out", type=Path, required=True, help=".tflite file to write")
@@ -66,8 +70,41 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the sub-command."""
-    return {"train": _train, "quantize": _quantize, "export": _export}[
-        args.atomnet_command](args)
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("atomnet needs PyTorch: pip install -e '.[atomnet]' (the CPU wheel "
+                          "torch==2.13.0)") from exc
+    return {"train": _train, "quantize": _quantize, "export": _export,
+            "summary": _summary}[args.atomnet_command](args)
+
+
+def _summary(args) -> int:
+    from rich.table import Table
+
+    from atomnet.config import load_stage_config
+    from atomnet.model import AtomNet, summarize, total_macs, total_params
+    from atomsim.cli.output import console, print_json
+
+    config = load_stage_config(args.stage_config)
+    rows = summarize(AtomNet(config))
+    if getattr(args, "json", False):
+        print_json({"layers": [r.as_dict() for r in rows], "macs": total_macs(rows),
+                    "params": total_params(rows)})
+        return 0
+    table = Table(title=f"{args.stage_config} ({config.input_resolution} px)")
+    for col in ("layer", "type", "in (C,H,W)", "out (C,H,W)", "k", "s", "act", "MACs",
+                "params"):
+        table.add_column(col, justify="right" if col in ("MACs", "params", "k", "s")
+                         else "left", overflow="fold")
+    for r in rows:
+        table.add_row(r.name, r.type, "x".join(map(str, r.in_shape)),
+                      "x".join(map(str, r.out_shape)), str(r.kernel or ""),
+                      str(r.stride or ""), r.activation, f"{r.macs:,}", f"{r.params:,}")
+    console.print(table)
+    console.print(f"total: {total_macs(rows):,} MACs (paper convention), "
+                  f"{total_params(rows):,} parameters after BN folding")
+    return 0
 
 
 def _emit(args, data: dict, text: str) -> None:

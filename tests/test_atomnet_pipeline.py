@@ -271,3 +271,17 @@ def test_cli_bad_inputs_are_named_errors(tmp_path, capsys):
     assert "cannot read checkpoint" in capsys.readouterr().err
     assert main(["atomnet", "export", str(bad), "--out", str(tmp_path / "m.tflite")]) == 2
     assert "cannot read quantized model" in capsys.readouterr().err
+
+
+def test_cli_summary_totals_match_the_model(tmp_path, capsys):
+    import json
+
+    from atomnet.model import AtomNet, summarize, total_macs
+    from atomsim.cli import main
+
+    f = tmp_path / "net.json"
+    f.write_text(CONFIG.to_json())
+    assert main(["atomnet", "summary", str(f), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["macs"] == total_macs(summarize(AtomNet(CONFIG))) == 1_010_386
+    assert len(out["layers"]) == 43

@@ -25,7 +25,7 @@ from atomsim.core.errors import ConfigError
 
 BLOCK_TYPES = ("conv", "mobile_one", "mbconv", "mbconvnext")
 ACTIVATIONS = ("relu", "relu6", "hswish")
-KERNEL_SIZES = (1, 3, 5, 7)
+KERNEL_SIZES = (3, 5)  # as the networks issue reads them
 STAGE_KEYS = ("depth", "out_channel", "block_type_stage", "act_stages", "se_stages",
               "stride_stages")
 BLOCK_KEYS = ("kernel_size", "expand_ratio")

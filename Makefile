@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi gcc make
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi gcc make \
+                dataset-fashion-mnist
 
-.PHONY: setup toolchain venv demo test pytest robot bench clean
+.PHONY: setup toolchain venv demo test lint pytest robot bench clean
 
 setup: toolchain venv
 
@@ -18,6 +19,7 @@ toolchain:
 	for tool in arm-none-eabi-gcc arm-none-eabi-size cc; do \
 	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	[ -f /usr/lib/arm-none-eabi/newlib/libc_nano.a ] || [ -n "$$(ls /usr/lib/arm-none-eabi/lib/libc_nano.a 2>/dev/null)" ] || missing="$$missing newlib"; \
+	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing fashion-mnist"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing OS packages (missing:$$missing)"; \
 	  $(SUDO) apt-get update -qq && \
@@ -31,14 +33,19 @@ $(VENV)/.installed: pyproject.toml
 	  { echo "Python >= 3.11 is required ($(PYTHON) is $$($(PYTHON) --version))"; exit 1; }
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,atomnet]'
 	$(PY) -c 'from atomsim.emulator.counter import library_path; library_path()'
 	touch $@
 
 demo: setup
 	$(VENV)/bin/atomsim demo
 
-test: setup pytest robot
+test: setup lint pytest robot
+
+# The layer contracts of pyproject.toml (import-linter): lower layers never import higher ones,
+# no cycles, torch only in atomnet/.
+lint: setup
+	$(VENV)/bin/lint-imports
 
 pytest: setup
 	$(PY) -m pytest -q

@@ -126,6 +126,16 @@ def test_wfi_with_primask_wakes_and_takes_the_interrupt_at_cpsie(test_elf):
 
 
 @pytest.mark.firmware
+def test_an_empty_main_loop_with_interrupts_is_idle_not_the_end(test_elf):
+    result = run_case(test_elf, 16, "stm32f412")
+    assert result.status == "ok", result.error
+    assert reports(result.uart)["ticks"] == [5]
+    assert 5 * 10000 <= result.cycles < 6 * 10000  # five SysTick periods of emulated time
+    # the spinning is counted as executed: about one branch per cycle it costs
+    assert result.instructions > 5 * 10000 // 4
+
+
+@pytest.mark.firmware
 def test_sleep_with_no_wake_up_source_ends_the_run(test_elf):
     result = run_case(test_elf, 6)
     assert isinstance(result.error, SleepingNoWakeup), result.error

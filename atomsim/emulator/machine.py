@@ -617,6 +617,36 @@ class Machine:
         self.scs.systick_update()
         return True
 
+    def _spin_until_event(self, limit: int | None) -> bool:
+        """A branch to itself in thread mode while SysTick can still interrupt it is an idle
+        loop (``for (;;) {}`` with the work in handlers), not the end: account the iterations
+        up to the next tick in bulk (instructions and cycles exactly as spinning would count
+        them) and go on. Elsewhere (no tick coming, or a handler spinning, e.g. an unhandled
+        IRQ in Default_Handler) it stays the end of the run."""
+        st = self.counter.state
+        if self.exc.ipsr() != 0:
+            return False
+        tick = self.scs.systick_next_event()
+        if tick is None or self.scs.group(self.scs.priority(SYSTICK)) >= \
+                self.exc.execution_priority():
+            return False
+        desc = next((d for (a, _), d in self._timings.items() if a == st.halt_addr), None)
+        if desc is None or desc[2] <= 0:
+            return False
+        n_insn, cost = desc[0], desc[2]
+        target = tick if limit is None else min(tick, limit)
+        k = max(1, -(-(target - st.cycles) // cost))
+        if st.instructions + k * n_insn >= st.budget:
+            k = max(0, -(-(st.budget - st.instructions) // n_insn))
+            st.instructions += k * n_insn
+            st.cycles += k * cost
+            st.stop_reason = STOP_BUDGET
+            return False
+        st.instructions += k * n_insn
+        st.cycles += k * cost
+        st.stop_reason = 0
+        return True
+
     def _input_wake_sources(self, wake_priority: int) -> list[str]:
         out = []
         for name, model in self.peripherals.items():
@@ -924,6 +954,8 @@ class Machine:
             if st.stop_reason == STOP_ALIGN:
                 self._alignment_fault(st.halt_addr)
                 break
+            if st.stop_reason == STOP_HALT and self._spin_until_event(limit):
+                continue
             if st.stop_reason != 0:
                 break
             # Returned with no reason: after a WFI/WFE, or a resumed marker/semihosting call.

@@ -33,6 +33,7 @@
 #define CASE_UNALIGNED_OK 13
 #define CASE_LDRD_SKIPPED 14
 #define CASE_USAGEFAULT_ENABLED 15
+#define CASE_IDLE_LOOP 16
 
 static volatile uint32_t log_[8], n_log, ticks, lr_seen;
 static volatile float fp_in_handler;
@@ -57,6 +58,12 @@ void SysTick_Handler(void) {
     __asm volatile("mov %0, lr" : "=r"(lr));
     lr_seen = lr;
     ticks++;
+#if CASE == CASE_IDLE_LOOP
+    if (ticks == 5) {
+        atomsim_report_u32("ticks", ticks);
+        atomsim_exit(0);
+    }
+#endif
 #if CASE == CASE_FPU_PSP
     /* Clobber the caller-saved FP registers the frame must restore. */
     __asm volatile("vmov.f32 s0, #1.0\n vmov.f32 s1, #2.0\n vmov.f32 s15, #3.0" ::: "s0", "s1",
@@ -167,6 +174,11 @@ int main(void) {
     __asm volatile("cmp %2, %2\n it ne\n ldrdne %0, %1, [%2]"
                    : "+r"(a), "+r"(b) : "r"((uint8_t *)words + 2) : "memory", "cc");
     atomsim_report_u32("ldrd", a + b);
+#elif CASE == CASE_IDLE_LOOP
+    systick_start(10000);
+    for (;;) {
+        /* all the work happens in SysTick_Handler */
+    }
 #elif CASE == CASE_STM_UNALIGNED
     static uint32_t words[4];
     __asm volatile("movs r2, #1\n movs r3, #2\n stm %0, {r2, r3}" ::"r"((uint8_t *)words + 1)

@@ -55,10 +55,12 @@ from atomsim.emulator.counter import (
 from atomsim.emulator.exceptions import EntryFault, ExceptionUnit
 from atomsim.emulator.peripherals import MODELS, Tag, UnmodelledRegister, model_key
 from atomsim.emulator.peripherals.scs import (
+    BUSFAULT,
     CCR,
     CCR_DIV_0_TRP,
     CCR_UNALIGN_TRP,
     IRQ0,
+    MEMMANAGE,
     SVCALL,
     SYSTICK,
     USAGEFAULT,
@@ -354,14 +356,15 @@ class Machine:
 
     def _fault_error(self, reason: str, pc: int, cfsr: int, bfar: int | None = None,
                      forced: bool | None = None) -> HardFault:
-        kind = USAGEFAULT if cfsr & 0xFFFF0000 else 5 if cfsr & 0xFF00 else 4 if cfsr else 0
+        # CFSR is UFSR:BFSR:MMFSR; the configurable fault the bits belong to.
+        kind = USAGEFAULT if cfsr & 0xFFFF0000 else BUSFAULT if cfsr & 0xFF00 else \
+            MEMMANAGE if cfsr else 0
         if forced is None:
             forced = not kind or not self.scs.is_enabled(kind) or not self.exc.can_take(kind)
         self.scs.record_fault(cfsr, HFSR_FORCED if forced else 0, bfar, None)
         if not forced:
-            reason += f" (taken as {'UsageFault' if kind == USAGEFAULT else 'BusFault'}" \
-                if kind in (USAGEFAULT, 5) else " (taken as MemManage"
-            reason += ", not escalated)"
+            name = {USAGEFAULT: "UsageFault", BUSFAULT: "BusFault", MEMMANAGE: "MemManage"}
+            reason += f" (taken as {name[kind]}, not escalated)"
         return HardFault(reason, pc, self.scs.values[0xD28], self.scs.values[0xD2C], bfar)
 
     def _fetch_fault(self, pc: int) -> None:

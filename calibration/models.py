@@ -11,14 +11,21 @@ Candidates, per class (``conv``, ``dw``, ``pw``, ``pad``, …):
   relatively, latencies span four decades, and a linear model in milliseconds keeps each cost
   physical (an overhead in ms, a cost per byte) — a log-space fit would turn the sum into a
   product and the overhead would lose its meaning.
-* ``boosted`` — gradient boosting on log(real / physical prediction) with shape and emulator
-  features (channels, map size, stride, MACs, bytes, cycles per MAC, traffic per region), for
-  classes with enough points (``MIN_BOOSTED``).
+* ``ratio-ridge`` / ``log-ridge`` — ridge regression of log(real / emulated) (or of
+  log(real), the emulated cycles being one feature) on shape and emulator features: a
+  multiplicative correction that drifts smoothly with shape; the penalty is chosen by
+  generalised CV, so with few points it shrinks to a plain scale.
+* ``boosted`` / ``forest`` — gradient boosting / extremely randomised trees on
+  log(real / emulated) with shape and emulator features (channels, map size, stride, MACs,
+  bytes, cycles per MAC and per byte, instructions per cycle, traffic per region, channel
+  multiples), for classes with enough points (``MIN_BOOSTED``).
+* ``shape-ridge`` — the shape-only baseline itself. It is a candidate so that the choice by CV
+  never does worse than ignoring the emulator; where it wins, the report names it.
 
 The candidate with the lowest cross-validated MAPE on the calibration points is chosen per
 class (:class:`ClassModel`), and its out-of-fold residuals in log space give the interval
-(split-conformal: the ⌈(n+1)·level⌉-th smallest |log(real/pred)|; pooled over classes when a
-class has too few points).
+(split-conformal: the ⌈(n+1)·level⌉-th smallest |log(real/pred)|; with fewer than 19 points,
+where that rank does not exist, a Student-t interval on their RMS: :func:`interval_q`).
 
 The baseline :class:`ShapeBaseline` sees the shape only (no emulator): ridge regression of
 log(latency) on log shape features, per class.
@@ -60,13 +67,18 @@ def design(frame: pd.DataFrame, terms: tuple[str, ...]) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _fit_physical(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _fit_physical(X: np.ndarray, y: np.ndarray, n_scales: int = 1) -> np.ndarray:
+    """Non-negative costs p minimising the soft-L1 loss of X @ p / y - 1.
+
+    The first ``n_scales`` columns are emulated latencies; the fit starts from "the emulator
+    is right" (their costs 1, the others 0). Columns are scaled to comparable size first.
+    """
     from scipy.optimize import least_squares
 
     A = X / y[:, None]  # relative residual: A @ p - 1 = pred / real - 1
     scale = np.maximum(np.abs(A).max(axis=0), 1e-30)
     start = np.zeros(X.shape[1])
-    start[0] = 1.0 * scale[0] / scale[0] if X.shape[1] else 0
+    start[:n_scales] = 1.0
     res = least_squares(lambda p: (A / scale) @ p - 1, start * scale, loss="soft_l1",
                         f_scale=0.05, bounds=(0, np.inf), method="trf")
     return res.x / scale
@@ -80,7 +92,6 @@ class Candidate:
     params: dict = field(default_factory=dict)
     _coef: np.ndarray | None = None
     _boost: object = None
-    _base: Candidate | None = None
     seed: int = 0
 
     @property
@@ -113,18 +124,25 @@ class Candidate:
                            "intercept": float(ridge.intercept_),
                            "mean": [float(v) for v in self._boost[0].mean_],
                            "scale": [float(v) for v in self._boost[0].scale_]}
-        elif self.name == "boosted":
-            from sklearn.ensemble import GradientBoostingRegressor
+        elif self.name in ("boosted", "forest"):
+            from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor
 
-            self._base = Candidate("physical:scale+call+bytes").fit(frame)
-            target = np.log(y / self._base.predict(frame))
-            self._boost = GradientBoostingRegressor(
-                n_estimators=150, max_depth=3, learning_rate=0.1, subsample=0.8,
-                loss="huber", random_state=self.seed)
-            self._boost.fit(frame[list(BOOST_FEATURES)].to_numpy(float), target)
-            self.params = {"base": self._base.params, "gbm": {
-                "n_estimators": 150, "max_depth": 3, "learning_rate": 0.1, "subsample": 0.8,
-                "loss": "huber", "random_state": self.seed, "features": list(BOOST_FEATURES)}}
+            if self.name == "boosted":
+                hyper = {"n_estimators": 150, "max_depth": 3, "learning_rate": 0.1,
+                         "subsample": 0.8, "loss": "huber", "random_state": self.seed}
+                self._boost = GradientBoostingRegressor(**hyper)
+            else:
+                hyper = {"n_estimators": 200, "min_samples_leaf": 2, "random_state": self.seed}
+                self._boost = ExtraTreesRegressor(**hyper)
+            self._boost.fit(frame[list(BOOST_FEATURES)].to_numpy(float),
+                            np.log(y / frame["emulated_ms"].to_numpy(float)))
+            self.params = {"target": "log(real / emulated)", "features": list(BOOST_FEATURES),
+                           **hyper}
+        elif self.name == "shape-ridge":
+            self._boost = ShapeBaseline().fit(frame.assign(cls="_"))
+            ridge = self._boost.models["_"][-1]
+            self.params = {"target": "log(real)", "features": list(SHAPE_FEATURES),
+                           "alpha": float(ridge.alpha_)}
         else:
             raise CalibrationError(f"unknown model {self.name!r}")
         return self
@@ -138,10 +156,49 @@ class Candidate:
             offset = frame["emulated_ms"].to_numpy(float) if self.name == "ratio-ridge" else 1.0
             pred = offset * np.exp(
                 self._boost.predict(frame[list(RATIO_FEATURES)].to_numpy(float)))
+        elif self.name == "shape-ridge":
+            pred = self._boost.predict(frame.assign(cls="_"))["pred_ms"].to_numpy(float)
         else:
-            pred = self._base.predict(frame) * np.exp(
+            pred = frame["emulated_ms"].to_numpy(float) * np.exp(
                 self._boost.predict(frame[list(BOOST_FEATURES)].to_numpy(float)))
         return np.maximum(pred, 1e-9)
+
+
+JOINT_SHARED = ("call", "weight_bytes", "act_bytes", "flash_read_bytes")
+
+
+@dataclass
+class JointModel:
+    """One physical model over every class: a scale on the emulated latency per class, and
+    costs shared by all classes — per call, per weight byte, per activation byte, per byte
+    the emulator read from flash. The board's memory system is the same for every kernel, so
+    with a few points per class the shared costs are estimated from all of them at once.
+    Fitted like the per-class physical model (robust, relative residuals, costs >= 0)."""
+
+    classes: tuple[str, ...] = ()
+    params: dict = field(default_factory=dict)
+    _coef: np.ndarray | None = None
+    name: str = "joint"
+
+    def _design(self, frame: pd.DataFrame) -> np.ndarray:
+        emu = frame["emulated_ms"].to_numpy(float)
+        cols = [(frame["cls"] == c).to_numpy(float) * emu for c in self.classes]
+        return np.column_stack(cols + [design(frame, JOINT_SHARED)])
+
+    def fit(self, frame: pd.DataFrame) -> JointModel:
+        """Fit on every row of ``frame``."""
+        self.classes = tuple(sorted(frame["cls"].unique()))
+        self._coef = _fit_physical(self._design(frame), frame["real_ms"].to_numpy(float),
+                                   n_scales=len(self.classes))
+        n = len(self.classes)
+        self.params = {"scale": dict(zip(self.classes, map(float, self._coef[:n]), strict=True)),
+                       **{t: float(c) for t, c in zip(JOINT_SHARED, self._coef[n:],
+                                                       strict=True)}}
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predicted board latency in ms (a class the fit did not see gets scale 0)."""
+        return np.maximum(self._design(frame) @ self._coef, 1e-9)
 
 
 def candidates_for(n: int, seed: int = 0) -> list[Candidate]:
@@ -152,8 +209,10 @@ def candidates_for(n: int, seed: int = 0) -> list[Candidate]:
         out.append(Candidate("ratio-ridge", seed=seed))
     if n >= 12:
         out.append(Candidate("log-ridge", seed=seed))
+    if n >= 12:
+        out.append(Candidate("shape-ridge", seed=seed))
     if n >= MIN_BOOSTED:
-        out.append(Candidate("boosted", seed=seed))
+        out += [Candidate("boosted", seed=seed), Candidate("forest", seed=seed)]
     if not out:
         out.append(Candidate("physical:scale", seed=seed))
     return out
@@ -183,12 +242,28 @@ def conformal_q(log_residuals: np.ndarray, level: float = LEVEL) -> float:
     return float(r[rank - 1]) if 1 <= rank <= n else math.inf
 
 
+def interval_q(log_residuals: np.ndarray, level: float, pooled: float) -> float:
+    """A class's log-space half-width: split-conformal with >= 19 residuals (enough for the
+    90 % rank to exist); below that, a Student-t interval on the residuals' RMS (a 90 % rank of
+    6 residuals does not exist, and the pooled one would lend dw the errors of pw); with fewer
+    than 3 residuals, the pooled half-width."""
+    from scipy.stats import t
+
+    n = len(log_residuals)
+    if n >= 19:
+        return conformal_q(log_residuals, level)
+    if n < 3:
+        return pooled
+    rms = float(np.sqrt(np.mean(np.square(log_residuals))))
+    return float(t.ppf(0.5 + level / 2, n - 1) * rms * math.sqrt(1 + 1 / n))
+
+
 @dataclass
 class ClassModel:
     """The chosen model of one class, its CV figures and its interval half-width."""
 
     cls: str
-    model: Candidate
+    model: Candidate | JointModel
     cv_mape: dict[str, float]  # candidate -> CV MAPE (%) on the calibration points
     oof_log_residuals: np.ndarray
     q: float = math.inf  # log-space half-width of the LEVEL interval
@@ -204,8 +279,9 @@ class CalibrationModel:
     """Per-class models chosen by cross-validation; predictions with LEVEL intervals."""
 
     def __init__(self, k: int = 5, seed: int = 0, level: float = LEVEL,
-                 allow_boosted: bool = True):
+                 allow_boosted: bool = True, allow_joint: bool = True):
         self.k, self.seed, self.level, self.allow_boosted = k, seed, level, allow_boosted
+        self.allow_joint = allow_joint
         self.classes: dict[str, ClassModel] = {}
         self.pooled_q = math.inf
 
@@ -213,9 +289,18 @@ class CalibrationModel:
         """Fit every class present in ``frame`` (columns of :func:`calibration.dataset`)."""
         if len(frame) == 0:
             raise CalibrationError("no calibration points to fit")
+        joint_oof, joint = None, None
+        if self.allow_joint and len(frame) >= 2 * (frame["cls"].nunique() + 4) + 1:
+            joint_oof = pd.Series(oof_predictions(JointModel, frame, self.k, self.seed),
+                                  index=frame.index)
+            joint = JointModel().fit(frame)
         for cls, rows in frame.groupby("cls", sort=True):
             y = rows["real_ms"].to_numpy(float)
             scores, oofs = {}, {}
+            if joint_oof is not None:
+                pred = joint_oof.loc[rows.index].to_numpy(float)
+                scores["joint"] = float(np.mean(np.abs(pred / y - 1)) * 100)
+                oofs["joint"] = np.log(y / pred)
             cands = candidates_for(len(rows), self.seed)
             if not self.allow_boosted:
                 cands = [c for c in cands if c.name != "boosted"]
@@ -227,17 +312,13 @@ class CalibrationModel:
                 scores[cand.name] = float(np.mean(np.abs(pred / y - 1)) * 100)
                 oofs[cand.name] = np.log(y / pred)
             best = min(scores, key=scores.get) if scores else cands[0].name
-            model = Candidate(best, seed=self.seed).fit(rows)
+            model = joint if best == "joint" else Candidate(best, seed=self.seed).fit(rows)
             resid = oofs.get(best, np.log(y / model.predict(rows)))
             self.classes[str(cls)] = ClassModel(str(cls), model, scores, resid)
         pooled = np.concatenate([c.oof_log_residuals for c in self.classes.values()])
         self.pooled_q = conformal_q(pooled, self.level)
         for c in self.classes.values():
-            own = conformal_q(c.oof_log_residuals, self.level)
-            # A class with fewer than ~20 points cannot bound its own 90 % quantile well:
-            # take the larger of its own and the pooled one.
-            c.q = own if len(c.oof_log_residuals) >= 19 else max(own if math.isfinite(own)
-                                                                  else 0, self.pooled_q)
+            c.q = interval_q(c.oof_log_residuals, self.level, self.pooled_q)
         return self
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -309,3 +309,15 @@ def test_cli_calibrates_from_csv_and_reports(subset, tmp_path):
     assert p.returncode == 0, p.stderr
     assert "MAPE" in p.stdout and "pw" in p.stdout
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM calibrations").fetchone()[0] == 1
+
+
+@pytest.mark.firmware
+def test_traffic_benchmark_script_runs_and_counts_agree():
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "traffic_counter.py"
+    p = subprocess.run([sys.executable, str(script), "--repeat", "1", "--trials", "1",
+                        "--boards", "stm32f412"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    row = [line for line in p.stdout.splitlines() if line.startswith("| stm32f412 |")]
+    assert len(row) == 1 and row[0].rstrip(" |").endswith("True")

@@ -59,8 +59,10 @@ def harness_elf(board: Board, variant: str = DEFAULT_VARIANT) -> Path:
     include = [KERNELS_DIR / "include", KERNELS_DIR / "reference"]
     if variant != "reference":
         include.insert(1, KERNELS_DIR / variant)
+    # The serial link goes last: the memory path's code keeps the addresses it has without it
+    # (the M7 model's cycles depend on where code sits).
     return build(f"harness-{variant}", board,
-                 [HARNESS_SRC, HARNESS_SRC.parent / "serial_link.c", *kernel_sources(variant)],
+                 [HARNESS_SRC, *kernel_sources(variant), HARNESS_SRC.parent / "serial_link.c"],
                  include_dirs=include)
 
 

@@ -59,6 +59,7 @@ SECTIONS
   .isr_vector : {{ KEEP(*(.isr_vector)) }} > FLASH
   .text : {{
     *(.text .text.*) *(.glue_7) *(.glue_7t)
+    *(.text_late) /* ATOMSIM_LATE_TEXT: after all other code, so adding it moves nothing */
     KEEP(*(.init)) KEEP(*(.fini))
   }} > FLASH
   .rodata : {{ . = ALIGN(4); *(.rodata .rodata.*) . = ALIGN(4); }} > FLASH

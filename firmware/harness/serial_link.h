@@ -24,6 +24,10 @@ typedef struct {
     atomsim_serial_job_fn run_job;
 } atomsim_serial_harness;
 
+/* The memory path found no job list (``why`` says how): serve the harness's jobs over the
+ * console forever. */
+__attribute__((noreturn)) void atomsim_serial_entry(const char *why);
+
 /* Serve the protocol on the console forever. */
 __attribute__((noreturn)) void atomsim_serial_serve(const atomsim_serial_harness *h);
 

@@ -41,7 +41,7 @@ void atomsim_uart_init(void) {
 #endif
 }
 
-void atomsim_putc(char c) {
+ATOMSIM_LATE_TEXT void atomsim_putc(char c) {
 #if ATOMSIM_UART_F7_LAYOUT
     while (!(UART_ISR & ST_TXE)) {
     }
@@ -53,7 +53,7 @@ void atomsim_putc(char c) {
 #endif
 }
 
-int atomsim_getc(void) {
+ATOMSIM_LATE_TEXT int atomsim_getc(void) {
 #if ATOMSIM_UART_F7_LAYOUT
     while (!(UART_ISR & ST_RXNE)) {
     }
@@ -120,14 +120,14 @@ void atomsim_put_hex(uint32_t v) {
 #define DWT_CYCCNT REG(0xE0001004)
 #define DWT_LAR REG(0xE0001FB0)
 
-void atomsim_cycles_start(void) {
+ATOMSIM_LATE_TEXT void atomsim_cycles_start(void) {
     DEMCR |= 1u << 24; /* TRCENA */
     DWT_LAR = 0xC5ACCE55; /* unlock: required on the M7 */
     DWT_CYCCNT = 0;
     DWT_CTRL |= 1u; /* CYCCNTENA */
 }
 
-uint32_t atomsim_cycles(void) { return DWT_CYCCNT; }
+ATOMSIM_LATE_TEXT uint32_t atomsim_cycles(void) { return DWT_CYCCNT; }
 
 void atomsim_report_u32(const char *key, uint32_t value) {
     atomsim_puts("@atomsim ");

@@ -15,6 +15,12 @@
 #include <stdint.h>
 
 void atomsim_uart_init(void);
+/* Out-of-line copies of the console and cycle helpers go after all other code (the linker
+ * script's .text_late): a firmware that starts calling them (the harness's serial link) keeps
+ * every other function at the address it had, and the M7 model's cycles with it. Callers in the
+ * runtime itself still get them inlined. */
+#define ATOMSIM_LATE_TEXT __attribute__((section(".text_late")))
+
 void atomsim_putc(char c);
 void atomsim_puts(const char *s);          /* no newline added */
 void atomsim_put_u32(uint32_t v);          /* decimal */

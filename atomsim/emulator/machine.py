@@ -747,16 +747,30 @@ class Machine:
             self._check_range(seg.vaddr, max(seg.memsz, 1), fw)
 
     def _check_range(self, start: int, size: int, fw: elfmod.Firmware) -> None:
+        """The range must lie in one run of address-contiguous memories: the F746's DTCM, SRAM1
+        and SRAM2 (0x20000000-0x2004FFFF) are one 320 KB block to software, as ST's default
+        linker script has it, and the H743's two flash banks are one 2 MB flash."""
         end = start + size
-        for mem in self.platform.memories:
-            for base in mem.addresses:
-                if base <= start < base + mem.size:
-                    if end > base + mem.size:
-                        raise DoesNotFit(f"{mem.name} at 0x{base:08X}", end - base, mem.size,
-                                         what=f"{fw.path.name}")
-                    return
+        for lo, hi, names in self._memory_runs():
+            if lo <= start < hi:
+                if end > hi:
+                    raise DoesNotFit(f"{'+'.join(names)} at 0x{lo:08X}", end - lo, hi - lo,
+                                     what=f"{fw.path.name}")
+                return
         raise DoesNotFit(f"memory at 0x{start:08X}", size, 0,
                          what=f"{fw.path.name} (no memory of {self.board.id} is there)")
+
+    def _memory_runs(self) -> list[tuple[int, int, list[str]]]:
+        """Every mapping of every memory, merged where one ends exactly where the next begins."""
+        spans = sorted((base, base + mem.size, mem.name) for mem in self.platform.memories
+                       for base in mem.addresses)
+        runs: list[tuple[int, int, list[str]]] = []
+        for lo, hi, name in spans:
+            if runs and runs[-1][1] == lo:
+                runs[-1] = (runs[-1][0], hi, [*runs[-1][2], name])
+            else:
+                runs.append((lo, hi, [name]))
+        return runs
 
     def vector_table(self) -> int:
         """Address of the vector table: a vector-table symbol, else the image's lowest flash

@@ -4,6 +4,9 @@
     atomsim atomnet quantize ck/last.pt --data fashion-mnist --out model.q
     atomsim atomnet export model.q --out model.tflite
     atomsim atomnet summary CONFIG.json          # per-layer shapes, MACs, parameters
+    atomsim atomnet search --board stm32h743 --latency-ms 521 --sram-kb 512 --flash-kb 2048 \
+        --db atoms.db --out net.json             # Pareto front from AtomDB, chosen config
+    atomsim atomnet deploy model.q --board stm32h743 --images 20   # emulated board, bit-exact
 
 Imports torch only inside ``run`` (the CLI's protocol: registering stays light).
 """
@@ -65,18 +68,54 @@ def register(subparsers) -> argparse.ArgumentParser:
     e = verb_parser(sub, "export", "write the quantized model as an int8 .tflite")
     e.add_argument("qmodel", type=Path, help="file written by quantize")
     e.add_argument("--out", type=Path, required=True, help=".tflite file to write")
+
+    f = verb_parser(sub, "search", "zero-cost search under latency, SRAM and Flash limits")
+    f.add_argument("--board", required=True)
+    f.add_argument("--latency-ms", type=float, required=True)
+    f.add_argument("--sram-kb", type=float, required=True, help="peak SRAM limit (KB = 1024 B)")
+    f.add_argument("--flash-kb", type=float, required=True, help="Flash limit (KB = 1024 B)")
+    f.add_argument("--out", type=Path, required=True, help="chosen stage config JSON to write")
+    f.add_argument("--db", type=Path, default=Path("atomdb.sqlite"),
+                   help="AtomDB file; missing atoms are profiled into it (default atomdb.sqlite)")
+    f.add_argument("--space", default="hybrid", help="hybrid | sep | convnext | mbconv")
+    f.add_argument("--strategy", default="evolution", help="exhaustive | random | evolution")
+    f.add_argument("--kernels", default="3", help="kernel sizes of non-stem stages: 3, 5 or 3,5")
+    f.add_argument("--num-classes", type=int, default=1000)
+    f.add_argument("--resolutions", default=None,
+                   help="comma-separated input resolutions (default: METHOD.md's nine)")
+    f.add_argument("--budget", type=int, default=200_000, help="candidates (random, evolution)")
+    f.add_argument("--time-limit", type=float, default=30.0, help="seconds for the strategy")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--latency", default="high", choices=("high", "mid", "off"),
+                   help="with a calibration: interval upper end (default), point estimate, or "
+                        "off (raw emulated latency)")
+    f.add_argument("--variant", default=None, help="kernel variant (default: the profiler's)")
+
+    d = verb_parser(sub, "deploy", "run a quantized model on the emulated board, bit-exact")
+    d.add_argument("model", type=Path, help="file written by quantize, or its .tflite")
+    d.add_argument("--board", required=True)
+    d.add_argument("--data", default="fashion-mnist")
+    d.add_argument("--images", type=int, default=20, help="test images to run (default 20)")
+    d.add_argument("--qmodel", type=Path, default=None,
+                   help="with a .tflite MODEL: the quantize output it came from (host int8 "
+                        "reference)")
+    d.add_argument("--search", type=Path, default=None,
+                   help="search result JSON (--json output of search) for predicted figures")
+    d.add_argument("--variant", default=None)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the sub-command."""
+    if args.atomnet_command == "search":  # no torch needed
+        return _search(args)
     try:
         import torch  # noqa: F401
     except ImportError as exc:
         raise ConfigError("atomnet needs PyTorch: pip install -e '.[atomnet]' (the CPU wheel "
                           "torch==2.13.0)") from exc
     return {"train": _train, "quantize": _quantize, "export": _export,
-            "summary": _summary}[args.atomnet_command](args)
+            "summary": _summary, "deploy": _deploy}[args.atomnet_command](args)
 
 
 def _summary(args) -> int:
@@ -176,3 +215,70 @@ def _export(args) -> int:
     size = path.stat().st_size
     _emit(args, {"out": str(path), "bytes": size}, f"wrote {path} ({size:,} bytes)")
     return 0
+
+
+def _search(args) -> int:
+    from atomnet.search import Limits, search, write_config
+    from atomnet.space import get_space
+    from atomsim.cli.output import console, print_json
+
+    def ints(text: str, what: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise ConfigError(f"--{what}: expected comma-separated integers, got {text!r}"
+                              ) from None
+
+    quiet = getattr(args, "json", False)
+    space = get_space(args.space, num_classes=args.num_classes,
+                      kernels=ints(args.kernels, "kernels"),
+                      resolutions=None if args.resolutions is None
+                      else ints(args.resolutions, "resolutions"))
+    limits = Limits(args.latency_ms, int(args.sram_kb * 1024), int(args.flash_kb * 1024))
+    result = search(space, args.board, limits, args.db, strategy=args.strategy,
+                    budget=args.budget, time_limit_s=args.time_limit, seed=args.seed,
+                    variant=args.variant, calibrated=args.latency,
+                    log=(lambda _m: None) if quiet else
+                    (lambda m: console.print(m, highlight=False)))
+    write_config(result.chosen, args.out)
+    if quiet:
+        print_json(result.to_dict() | {"out": str(args.out)})
+        return 0
+    print_front(result)
+    console.print(f"wrote the chosen config ({result.chosen.metrics.macs:,} MACs) to {args.out}",
+                  highlight=False)
+    return 0
+
+
+def print_front(result) -> None:
+    """The front as a rich table, and how the search went."""
+    from rich.table import Table
+
+    from atomsim.cli.output import console
+
+    lim = result.limits
+    table = Table(title=f"{result.space} space on {result.board}: Pareto front (MACs vs "
+                        f"latency) at SRAM {lim.sram_bytes / 1024:g} KB, Flash "
+                        f"{lim.flash_bytes / 1024:g} KB, latency <= {lim.latency_ms:g} ms")
+    for col in ("MACs", "latency ms", "SRAM KB (plan)", "Flash KB", "res", "widths", "depths",
+                "blocks", "e"):
+        table.add_column(col, justify="right" if col not in ("widths", "depths", "blocks", "e")
+                         else "left")
+    short = {"conv": "C", "mobile_one": "S", "mbconvnext": "N", "mbconv": "M"}
+    for p in result.front:
+        c, m = p.config, p.metrics
+        table.add_row(f"{m.macs / 1e6:.1f}M", f"{m.latency_ms:.1f}",
+                      f"{p.planned_sram_bytes / 1024:.1f}", f"{m.flash_bytes / 1024:.1f}",
+                      str(c["input_resolution"]), " ".join(map(str, c["out_channel"])),
+                      " ".join(map(str, c["depth"])),
+                      "".join(short[b] for b in c["block_type_stage"]),
+                      " ".join(f"{e:g}" for e in c["expand_ratio"]))
+    console.print(table)
+    console.print(
+        f"{result.strategy}: {result.evaluated:,} candidates evaluated "
+        f"({result.feasible:,} fit; {result.covered:,} of {result.space_size:,} decided) in "
+        f"{result.search_s:.1f} s; block costs {result.prepare_s:.1f} s; one-time DB fill "
+        f"{result.fill_s:.1f} s ({result.profiled_atoms} atoms profiled)\n"
+        f"latency: {result.latency_note}", highlight=False)
+    for r in result.rejected:
+        console.print(f"refused by the memory planner: {r}", highlight=False)

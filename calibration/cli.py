@@ -67,7 +67,12 @@ def run(args: argparse.Namespace) -> int:
     from calibration.measurements import read_csv
     from calibration.report import report
 
-    get_board(args.board)  # an unknown board fails before any work
+    get_board(args.board)  # an unknown board or variant fails before any work
+    from atomsim.profiling.profiler import VARIANTS
+
+    if args.variant is not None and args.variant not in VARIANTS:
+        raise ConfigError(f"unknown kernel variant {args.variant!r}; variants: "
+                          f"{', '.join(VARIANTS)}")
     if args.budget is not None and args.budget < 3:
         raise CalibrationError(f"--budget {args.budget}: at least 3 points are needed")
     cal = calibrate(read_csv(args.from_csv), args.board, args.db, budget=args.budget,

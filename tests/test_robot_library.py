@@ -36,6 +36,7 @@ def boot(lib: AtomSimLibrary, example: str, board: str, timeout: float = 1.0) ->
     lib.execute_command(f"machine LoadPlatformDescription @{lib.board_platform(board)}")
     lib.execute_command(f"sysbus LoadELF @{elf}")
     lib.create_terminal_tester(lib.board_console_uart(board), timeout=timeout)
+    lib.start_emulation()
     return elf
 
 
@@ -99,6 +100,7 @@ def test_variables_and_the_board_script(lib, tmp_path):
     assert str(machine.firmware.path) == elf
     assert "reset" in lib.emulation.macros
     lib.create_terminal_tester("sysbus.usart3")
+    lib.start_emulation()
     assert lib.wait_for_line_on_uart("Hello from STM32F412!").line == "Hello from STM32F412!"
 
 
@@ -169,8 +171,29 @@ def test_a_tester_on_a_machine_without_firmware(lib):
     lib.execute_command("mach create")
     lib.execute_command("machine LoadPlatformDescription @renode_platforms/stm32f412.repl")
     lib.create_terminal_tester("sysbus.usart3")
+    lib.start_emulation()
     with pytest.raises(ConfigError, match="has no firmware"):
         lib.wait_for_line_on_uart("Hello")
+
+
+def test_a_wait_before_start_emulation_fails_as_in_renode(lib):
+    # Renode's emulated time stands still until Start Emulation: the wait cannot succeed.
+    elf = lib.build_example("hello", "stm32f412")
+    lib.execute_command('mach create "m"')
+    lib.execute_command(f"machine LoadPlatformDescription @{lib.board_platform('stm32f412')}")
+    lib.execute_command(f"sysbus LoadELF @{elf}")
+    lib.create_terminal_tester("sysbus.usart3")
+    with pytest.raises(AssertionError, match="not started.*Start Emulation"):
+        lib.wait_for_line_on_uart("Hello")
+    assert lib.emulation.machine().cycles() == 0  # nothing ran
+    lib.start_emulation()
+    assert lib.wait_for_line_on_uart("Hello").line.startswith("Hello")
+
+
+def test_a_bad_regex_is_a_named_error(lib):
+    boot(lib, "hello", "stm32f412")
+    with pytest.raises(ConfigError, match=r"not a valid regular expression: >>\(unclosed<<"):
+        lib.wait_for_line_on_uart("(unclosed", treatAsRegex=True)
 
 
 # -- UART expectations --------------------------------------------------------------------

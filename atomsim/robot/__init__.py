@@ -156,7 +156,7 @@ class AtomSimLibrary:
         tester = self._tester(testerId)
         seconds = tester.timeout if timeout is None else float(timeout)
         hits: list[TerminalTesterResult] = []
-        self.emulation.started = True
+        self._require_started(f"absence of >>{content}<<")
         self.emulation.advance(seconds, lambda: _found(hits, tester.match(
             content, treatAsRegex, includeUnfinishedLine, False)), reference=tester.slot)
         if hits:
@@ -290,11 +290,18 @@ class AtomSimLibrary:
         m = self.emulation.machine(machine)
         return f"{m.firmware.path.name} on {m.board.id}"
 
+    def _require_started(self, what: str) -> None:
+        # Renode's testers wait on emulated time, which stands still before Start Emulation:
+        # such a wait fails there, so it fails here too instead of running the machine.
+        if not self.emulation.started:
+            raise AssertionError(f"waiting for {what}, but the emulation is not started (or "
+                                 "was paused): call Start Emulation first")
+
     def _wait(self, tester: TerminalTester, timeout: float | None, what: str,
               attempt: Callable[[], T | None]) -> T:
         seconds = tester.timeout if timeout is None else float(timeout)
         hits: list[T] = []
-        self.emulation.started = True
+        self._require_started(what)
         outcome = self._monitor(lambda: self.emulation.advance(
             seconds, lambda: _found(hits, attempt()), reference=tester.slot))
         if hits:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from atomsim.core.errors import ConfigError
 from atomsim.robot.monitor import MachineSlot
 
 REPORT_LINES = 12  # lines of UART history shown when an expectation fails
@@ -85,7 +86,10 @@ class TerminalTester:
     def match(self, pattern: str, regex: bool, unfinished: bool,
               next_line_only: bool) -> TerminalTesterResult | None:
         """Take the first line matching ``pattern``; None if there is none yet."""
-        compiled = re.compile(pattern) if regex else None
+        try:
+            compiled = re.compile(pattern) if regex else None
+        except re.error as exc:
+            raise ConfigError(f"not a valid regular expression: >>{pattern}<< ({exc})") from None
 
         def test(text: str) -> list[str] | None:
             if compiled is None:

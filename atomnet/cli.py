@@ -250,6 +250,20 @@ def _search(args) -> int:
     return 0
 
 
+def describe(config: dict) -> str:
+    """A stage config in one short line: r128 C16 S16 S96x2 N112e6x2 ... (C conv, S SEP,
+    N ConvNext, M MBConv; e expansion, x depth, k5 kernel 5, + SE)."""
+    short = {"conv": "C", "mobile_one": "S", "mbconvnext": "N", "mbconv": "M"}
+    parts = [f"r{config['input_resolution']}"]
+    for i, block in enumerate(config["block_type_stage"]):
+        e, k, d = config["expand_ratio"][i], config["kernel_size"][i], config["depth"][i]
+        parts.append(short[block] + str(config["out_channel"][i])
+                     + (f"e{e:g}" if block in ("mbconvnext", "mbconv") else "")
+                     + ("k5" if k == 5 else "") + ("+" if config["se_stages"][i] else "")
+                     + (f"x{d}" if d > 1 else ""))
+    return " ".join(parts)
+
+
 def print_front(result) -> None:
     """The front as a rich table, and how the search went."""
     from rich.table import Table
@@ -260,25 +274,70 @@ def print_front(result) -> None:
     table = Table(title=f"{result.space} space on {result.board}: Pareto front (MACs vs "
                         f"latency) at SRAM {lim.sram_bytes / 1024:g} KB, Flash "
                         f"{lim.flash_bytes / 1024:g} KB, latency <= {lim.latency_ms:g} ms")
-    for col in ("MACs", "latency ms", "SRAM KB (plan)", "Flash KB", "res", "widths", "depths",
-                "blocks", "e"):
-        table.add_column(col, justify="right" if col not in ("widths", "depths", "blocks", "e")
-                         else "left")
-    short = {"conv": "C", "mobile_one": "S", "mbconvnext": "N", "mbconv": "M"}
+    for col in ("MACs", "ms", "SRAM KB", "Flash KB", "network"):
+        table.add_column(col, justify="left" if col == "network" else "right",
+                         no_wrap=col != "network")
     for p in result.front:
-        c, m = p.config, p.metrics
+        m = p.metrics
         table.add_row(f"{m.macs / 1e6:.1f}M", f"{m.latency_ms:.1f}",
                       f"{p.planned_sram_bytes / 1024:.1f}", f"{m.flash_bytes / 1024:.1f}",
-                      str(c["input_resolution"]), " ".join(map(str, c["out_channel"])),
-                      " ".join(map(str, c["depth"])),
-                      "".join(short[b] for b in c["block_type_stage"]),
-                      " ".join(f"{e:g}" for e in c["expand_ratio"]))
+                      describe(p.config))
     console.print(table)
     console.print(
         f"{result.strategy}: {result.evaluated:,} candidates evaluated "
         f"({result.feasible:,} fit; {result.covered:,} of {result.space_size:,} decided) in "
         f"{result.search_s:.1f} s; block costs {result.prepare_s:.1f} s; one-time DB fill "
         f"{result.fill_s:.1f} s ({result.profiled_atoms} atoms profiled)\n"
-        f"latency: {result.latency_note}", highlight=False)
-    for r in result.rejected:
+        f"latency: {result.latency_note}\n"
+        "network: r resolution, C conv, S SEP, N ConvNext, M MBConv, e expansion, + SE, "
+        "x depth", highlight=False)
+    for r in result.rejected[:5]:
         console.print(f"refused by the memory planner: {r}", highlight=False)
+    if len(result.rejected) > 5:
+        console.print(f"... {len(result.rejected) - 5} more refused", highlight=False)
+
+
+def _deploy(args) -> int:
+    from atomnet.data import load_dataset
+    from atomnet.deploy import check, deploy, load_model, print_result
+    from atomsim.cli.output import console, print_json
+
+    if args.images < 1:
+        raise ConfigError(f"--images must be >= 1, got {args.images}")
+    qmodel, buf = load_model(args.model, args.qmodel)
+    resolution = qmodel.resolution if qmodel is not None else None
+    if resolution is None:
+        from atomsim.nn.frontends import tflite_import
+
+        graph = tflite_import.from_bytes(buf, args.model.name)
+        resolution = graph.tensors[graph.inputs[0]].shape[1]
+    test = load_dataset(args.data, "test", resolution, args.images)
+    quiet = getattr(args, "json", False)
+    result = deploy(args.board, test.int8_inputs(range(len(test))), test.labels,
+                    qmodel=qmodel, tflite=buf, variant=args.variant,
+                    log=(lambda _m: None) if quiet else
+                    (lambda m: console.print(m, highlight=False)))
+    if args.search is not None:
+        result.predicted = _predicted(args.search)
+    if quiet:
+        print_json(result.to_dict())
+    else:
+        print_result(result)
+    check(result)
+    return 0
+
+
+def _predicted(path: Path):
+    """The chosen point's metrics from a search result written with --json."""
+    import json
+
+    from atomnet.search import Metrics
+
+    try:
+        data = json.loads(Path(path).read_text())
+        point = data["front"][-1]
+        return Metrics(**{k: point[k] for k in ("macs", "latency_ms", "sram_bytes",
+                                                "arena_bytes", "flash_bytes", "layers")})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--search {path}: not a search result (--json output): {exc}"
+                          ) from None

@@ -396,6 +396,9 @@ class Evaluator:
         with AtomDB.open(self.db_path) as db:
             missing = set(db.missing_keys(self.board.id, atom_keys, self.variant,
                                           source="emulator"))
+            # atoms a sweep already found not to fit the board (DoesNotFit) are not retried
+            missing -= {f["atom_key"] for f in db.failures(self.board.id, self.variant)
+                        if f["error"] in ("DoesNotFit", "ArenaDoesNotFit")}
         if missing:
             atoms: dict[str, Any] = {}
             for key in keys:
@@ -850,3 +853,37 @@ def write_config(point: FrontPoint, path: str | Path) -> Path:
 
 
 __all__ = ["Evaluator", "Limits", "SearchResult", "search", "write_config"]
+
+
+def space_of(config: dict[str, Any]) -> tuple[Space, Candidate]:
+    """A one-candidate space holding exactly ``config`` (per-stage kernel and expansion lists,
+    ReLU6 — as the search writes them), so any such config can be costed like a candidate."""
+    from atomnet.config import StageConfig
+    from atomnet.space import ACT, StageSpace
+
+    c = StageConfig.from_dict(config)
+    n = c.num_stages
+    if len(c.kernel_size) != n or len(c.expand_ratio) != n or set(c.act_stages) != {ACT}:
+        raise SearchError("predictions take per-stage kernel_size / expand_ratio lists and "
+                          f"{ACT} activations (the search's own configs)")
+    stages = tuple(StageSpace((c.block_type_stage[i],), (c.out_channel[i],), (c.depth[i],),
+                              (c.expand_ratio[i],), c.se_stages[i], c.stride_stages[i],
+                              (c.kernel_size[i],)) for i in range(n))
+    space = Space("config", stages, (c.input_resolution,), c.num_classes)
+    cand = Candidate(c.input_resolution, tuple(
+        (c.block_type_stage[i], c.out_channel[i], c.depth[i], c.expand_ratio[i],
+         c.kernel_size[i]) for i in range(n)))
+    return space, cand
+
+
+def predict(config: dict[str, Any], board: str | Board, db_path: str | Path, *,
+            variant: str | None = None, calibrated: str = "high",
+            log: Callable[[str], None] = print) -> tuple[Metrics, int]:
+    """The search's figures for one stage config: (metrics, SRAM with the real planner)."""
+    space, cand = space_of(config)
+    ev = Evaluator(space, board, db_path, variant=variant, calibrated=calibrated, log=log)
+    ev.prepare()
+    sram, why = ev.verify(cand)
+    if sram is None:
+        raise SearchError(f"the config does not fit {ev.board.id}: {why}")
+    return ev.evaluate(cand), sram

@@ -338,5 +338,18 @@ def load_tflite(path: str | Path) -> Graph:
 
 
 def from_bytes(buf: bytes, name: str = "model.tflite") -> Graph:
-    """The graph of an int8 .tflite flatbuffer held in memory."""
-    return _Importer(buf, name).run()
+    """The graph of an int8 .tflite flatbuffer held in memory.
+
+    The flatbuffer is read lazily and has no checksum: a truncated or corrupt file fails
+    wherever the walk first reads past its end or meets a bad string, type or shape, so any
+    such failure is named a ConfigError here (with the operator it was reading).
+    """
+    importer = _Importer(buf, name)
+    try:
+        return importer.run()
+    except ConfigError:
+        raise
+    except Exception as exc:  # a corrupt flatbuffer raises anything, anywhere in the walk
+        where = f" (operator {importer.index}, {importer.opname})" if importer.opname else ""
+        raise ConfigError(f"{name}: not a readable .tflite model{where}: "
+                          f"{type(exc).__name__}: {exc}") from exc

@@ -56,16 +56,25 @@ def _errors_json(errs: list[evaluate.ClassError]) -> dict:
 def calibrate(source: MeasurementSource, board_id: str, db_path: str | Path, *,
               budget: int | None = None, variant: str | None = None, seed: int = 0,
               k: int = 5, inner_k: int = 3, workers: int | None = None,
+              include_db_atoms: bool = True,
               progress: Callable[[int, int], None] | None = None) -> Calibration:
-    """Calibrate ``board_id`` against ``source``; see the module docstring."""
+    """Calibrate ``board_id`` against ``source``; see the module docstring.
+
+    With ``include_db_atoms`` every atom the AtomDB already holds for the board (e.g. from a
+    sweep) is run with the traffic counter too, so it gets a calibrated latency; otherwise
+    only the measured atoms are."""
     from atomsim.profiling.profiler import DEFAULT_VARIANT
 
     variant = variant or DEFAULT_VARIANT
     board = get_board(board_id)
     with AtomDB.open(db_path) as db:
         store.ensure(db)
-        errors = features.collect(db, board_id, [m.atom for m in source.measurements],
-                                  variant=variant, workers=workers, progress=progress)
+        atoms = [m.atom for m in source.measurements]
+        if include_db_atoms:  # atoms a sweep stored without traffic: run them with it too
+            atoms += [m.atom for m in db.measurements(board_id, variant=variant,
+                                                      source="emulator")]
+        errors = features.collect(db, board_id, atoms, variant=variant, workers=workers,
+                                  progress=progress)
         emulated, ooms = features.load(db, board_id, variant)
     frame = dataset.build(emulated, source.measurements)
     measured = frame[frame["real_ms"].notna()]
@@ -104,7 +113,8 @@ def calibrate(source: MeasurementSource, board_id: str, db_path: str | Path, *,
 
     measured_keys = {match_key(m.atom) for m in source.measurements}
     oom = [o for key, o in ooms.items() if key in measured_keys]
-    not_emulated = sorted(k_ for k_ in measured_keys if k_ not in emulated and k_ not in ooms)
+    matched = set(frame.loc[frame["real_ms"].notna(), "key"])
+    not_emulated = sorted(k_ for k_ in measured_keys if k_ not in matched and k_ not in ooms)
     model_json = model.to_json()
     first = next(iter(emulated.values()), None)
     created = datetime.now(UTC).isoformat(timespec="seconds")

@@ -31,6 +31,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="selection and CV seed")
     p.add_argument("--workers", type=int, help="emulator worker processes")
     p.add_argument("--png", type=Path, help="also write predicted-vs-measured PNG here")
+    p.add_argument("--measured-only", action="store_true",
+                   help="calibrate only the measured atoms, not every atom the AtomDB holds "
+                        "for the board (those need an emulated run with traffic counting)")
     sub = p.add_subparsers(dest="calibrate_verb")
     r = sub.add_parser("report", help="error table and PNG of a recorded calibration")
     add_common(r)
@@ -76,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if args.budget is not None and args.budget < 3:
         raise CalibrationError(f"--budget {args.budget}: at least 3 points are needed")
     cal = calibrate(read_csv(args.from_csv), args.board, args.db, budget=args.budget,
-                    variant=args.variant, seed=args.seed, workers=args.workers)
+                    variant=args.variant, seed=args.seed, workers=args.workers,
+                    include_db_atoms=not args.measured_only)
     record, png = report(args.db, cal.id, png=args.png, console=_console(as_json))
     if as_json:
         _print_json({"calibration": record, "png": str(png) if png else None,

@@ -45,18 +45,25 @@ def _row(atom: Atom, e: Emulated, real: BoardMeasurement | None) -> dict:
 
 def build(emulated: dict[str, Emulated], measured: Iterable[BoardMeasurement] = ()
           ) -> pd.DataFrame:
-    """Rows for measured atoms that have emulated figures (``real_ms`` set) and for every other
-    emulated atom (``real_ms`` NaN), indexed by position; sorted by class and key."""
-    rows, seen = [], set()
+    """One row per emulated atom (``emulated`` is keyed by atom key). A measured atom takes
+    the emulated figures of the same atom, else of its twin with another fused activation
+    (:func:`match_key`), and has ``real_ms`` set; every other emulated atom — a ReLU6 twin of
+    a measured one included — gets its own row with ``real_ms`` NaN. Sorted by class and key."""
+    by_match: dict[str, Emulated] = {}
+    for e in emulated.values():
+        k = match_key(e.atom)
+        if k not in by_match or e.atom.activation == "none":
+            by_match[k] = e
+    rows, used = [], set()
     for m in measured:
-        k = match_key(m.atom)
-        if k in emulated:
-            rows.append(_row(m.atom, emulated[k], m))
-            seen.add(k)
-    for k, e in emulated.items():
-        if k not in seen:
+        e = emulated.get(m.atom.key) or by_match.get(match_key(m.atom))
+        if e is not None and e.atom.key not in used:
+            rows.append(_row(m.atom, e, m))
+            used.add(e.atom.key)
+    for key, e in emulated.items():
+        if key not in used:
             rows.append(_row(e.atom, e, None))
     frame = pd.DataFrame(rows)
     if len(frame):
-        frame = frame.sort_values(["cls", "key"], ignore_index=True)
+        frame = frame.sort_values(["cls", "atom_key"], ignore_index=True)
     return frame

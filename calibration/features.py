@@ -189,7 +189,7 @@ class Emulated:
 
 def load(db: AtomDB, board_id: str, variant: str | None = None
          ) -> tuple[dict[str, Emulated], dict[str, Oom]]:
-    """Stored emulated figures and OOM records by :func:`match_key` (exact keys first)."""
+    """Stored emulated figures by atom key, and OOM records by :func:`match_key`."""
     from atomsim.profiling.profiler import DEFAULT_VARIANT
 
     variant = variant or DEFAULT_VARIANT
@@ -210,9 +210,7 @@ def load(db: AtomDB, board_id: str, variant: str | None = None
         e = Emulated(m.atom, m.latency_ms, m.cycles, m.instructions or 0,
                      {r: tuple(traffic[m.key].get(r, (0, 0, 0, 0))) for r in ROLES},
                      m.firmware_hash, m.timing_model_version, m.emulator_version)
-        k = match_key(m.atom)
-        if k not in found or m.atom.activation == "none":
-            found[k] = e
+        found[m.key] = e
     ooms: dict[str, Oom] = {}
     for key, region, needed, available in conn.execute(
             "SELECT atom_key, region, needed_bytes, available_bytes FROM emulated_oom "

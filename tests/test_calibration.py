@@ -321,3 +321,33 @@ def test_traffic_benchmark_script_runs_and_counts_agree():
     assert p.returncode == 0, p.stderr
     row = [line for line in p.stdout.splitlines() if line.startswith("| stm32f412 |")]
     assert len(row) == 1 and row[0].rstrip(" |").endswith("True")
+
+
+@pytest.mark.firmware
+@needs_csv
+def test_atoms_from_a_sweep_get_calibrated_latencies(subset, tmp_path):
+    """Atoms a sweep stored (no traffic) are run with the counter by calibrate and get a
+    calibrated latency: a ReLU6 twin of a measured atom, and an atom nobody measured."""
+    from atomsim.profiling.sweep import sweep
+    from calibration import store
+    from calibration.calibrate import calibrate
+
+    db_path = tmp_path / "swept.sqlite"
+    with sqlite3.connect(subset["db"]) as src, sqlite3.connect(db_path) as dst:
+        src.backup(dst)
+    measured_pw = next(m.atom for m in subset["src"].measurements if m.atom.type == "pw")
+    twin = measured_pw.with_(activation="relu6")
+    fresh = Atom(type="pw", c_in=24, h_in=6, w_in=6, c_out=40, h_out=6, w_out=6,
+                 activation="relu6")
+    report = sweep(BOARD, [twin, fresh], db_path, workers=1)
+    assert report.measured == 2
+    cal = calibrate(subset["src"], BOARD, db_path, budget=24, workers=1)
+    with AtomDB.open(db_path) as db:
+        rows = dict(store.connection(db).execute(
+            "SELECT atom_key, calibrated_ms FROM calibrated_latency WHERE calibration_id = ? "
+            "AND status = 'ok' AND measured_ms IS NULL", (cal.id,)).fetchall())
+    assert rows.get(twin.key, 0) > 0 and rows.get(fresh.key, 0) > 0
+    with AtomDB.open(db_path) as db:
+        n = store.connection(db).execute("SELECT COUNT(*) FROM emulated_traffic WHERE "
+                                         "atom_key = ?", (fresh.key,)).fetchone()[0]
+    assert n > 0

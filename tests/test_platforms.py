@@ -30,6 +30,7 @@ CHIP_FACTS = {
         "flash": [(0x08000000, 1 * MB)], "flash_aliases": [0x00000000],
         "ram": [(0x20000000, 256 * KB)],
         "flash_total": 1 * MB, "sram_budget": 256 * KB,
+        "banks": [(0x20000000, 240 * KB)],  # SRAM1 less the 16 KB stack
         "uart": "UART.STM32_UART",
         "rcc": 0x40023800, "pwr": 0x40007000, "flash_regs": 0x40023C00, "dbgmcu": 0xE0042000,
         "syscfg": None,
@@ -40,6 +41,7 @@ CHIP_FACTS = {
         "ram": [(0x00000000, 16 * KB), (0x20000000, 64 * KB), (0x20010000, 240 * KB),
                 (0x2004C000, 16 * KB), (0x40024000, 4 * KB)],
         "flash_total": 1 * MB, "sram_budget": 320 * KB,
+        "banks": [(0x20000000, 304 * KB)],  # DTCM+SRAM1; SRAM2 is the stack
         "uart": "UART.STM32F7_USART",
         "rcc": 0x40023800, "pwr": 0x40007000, "flash_regs": 0x40023C00, "dbgmcu": 0xE0042000,
         "syscfg": None,
@@ -51,6 +53,8 @@ CHIP_FACTS = {
                 (0x30000000, 128 * KB), (0x30020000, 128 * KB), (0x30040000, 32 * KB),
                 (0x38000000, 64 * KB), (0x38800000, 4 * KB)],
         "flash_total": 2 * MB, "sram_budget": 512 * KB,
+        # AXI SRAM, then SRAM1-3 (one contiguous run), then SRAM4; DTCM is the stack
+        "banks": [(0x24000000, 512 * KB), (0x30000000, 288 * KB), (0x38000000, 64 * KB)],
         "uart": "UART.STM32F7_USART",
         "rcc": 0x58024400, "pwr": 0x58024800, "flash_regs": 0x52002000, "dbgmcu": 0x5C001000,
         "syscfg": 0x58000400,
@@ -131,6 +135,21 @@ def test_region_lies_in_the_memories_it_names(board, platform, region_name):
         if start <= covered < end:
             covered = end
     assert covered >= region.end, f"{region_name} not inside {region.memories}"
+
+
+def test_banks_are_contiguous_runs_of_the_memories_they_name(board, platform):
+    assert [(b.address, b.size) for b in board.banks] == CHIP_FACTS[board.id]["banks"]
+    assert (board.banks[0].address, board.banks[0].size) == (board.ram.address, board.ram.size)
+    for bank in board.banks:
+        ranges = sorted(r for name in bank.memories for r in platform.memory(name).ranges())
+        covered = bank.address  # the named memories cover the bank with no gap
+        for start, end in ranges:
+            if start <= covered < end:
+                covered = end
+        assert covered >= bank.end, f"{bank.name} not inside {bank.memories}"
+    others = (board.flash, board.stack, *board.banks)
+    for a, b in itertools.combinations(others, 2):
+        assert a.end <= b.address or b.end <= a.address, (a, b)
 
 
 def test_regions_do_not_overlap(board):
@@ -478,6 +497,14 @@ BAD_BOARDS = {
     "overlapping regions": ("address = 0x2003C000", "address = 0x2003B000", "overlap"),
     "missing platform": ("platform = \"stm32f412.repl\"", "platform = \"nope.repl\"",
                          "'platform'"),
+    "bank overlapping the stack": ("", "\n[[demo.banks]]\nname = \"sram\"\naddress = 0x20000000"
+                                   "\nsize = 0x3C000\nmemories = [\"sram\"]\nsource = \"S\"\n"
+                                   "[[demo.banks]]\nname = \"top\"\naddress = 0x2003E000\n"
+                                   "size = 0x1000\nmemories = [\"sram\"]\nsource = \"S\"\n",
+                                   "overlap"),
+    "first bank not ram": ("", "\n[[demo.banks]]\nname = \"low\"\naddress = 0x20000000\n"
+                           "size = 0x1000\nmemories = [\"sram\"]\nsource = \"S\"\n",
+                           "ram region"),
 }
 
 
@@ -485,7 +512,8 @@ BAD_BOARDS = {
 def test_bad_boards_file_names_board_and_key(tmp_path, case):
     old, new, words = BAD_BOARDS[case]
     assert old in BOARD_TOML
-    path = _write(tmp_path, BOARD_TOML.replace(old, new, 1), "boards.toml")
+    text = BOARD_TOML + new if not old else BOARD_TOML.replace(old, new, 1)
+    path = _write(tmp_path, text, "boards.toml")
     with pytest.raises(ConfigError) as error:
         load_boards(path)
     assert "'demo'" in str(error.value) and words in str(error.value)

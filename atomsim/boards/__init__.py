@@ -62,6 +62,15 @@ class Board:
     stack: Region
     platform_path: Path
     sources: Mapping[str, str] = field(hash=False)
+    # SRAM banks the activation arena may use, in order of preference; banks[0] is ``ram``.
+    # A bank is one run of contiguous platform memories. Default: the ram region alone.
+    banks: tuple[Region, ...] = ()
+
+    def __post_init__(self):
+        if not self.banks:
+            object.__setattr__(self, "banks", (Region("+".join(self.ram.memories),
+                                                      self.ram.address, self.ram.size,
+                                                      self.ram.memories),))
 
     @property
     def mips_nominal(self) -> float:
@@ -119,6 +128,7 @@ _FIELDS: dict[str, tuple[type, bool]] = {
 }
 _REGIONS = ("flash", "ram", "stack")
 _REGION_KEYS = {"address": int, "size": int, "memories": list, "source": str}
+_BANK_KEYS = {"name": str, **_REGION_KEYS}
 _CORES = ("cortex-m4", "cortex-m7")
 _ID_RE = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -139,10 +149,10 @@ def _board(path: Path, board_id: str, table: object) -> Board:
         raise ConfigError(f"{path}: board id {board_id!r} must be lower-case [a-z0-9_]")
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: board {board_id!r} must be a table")
-    unknown = sorted(set(table) - set(_FIELDS) - set(_REGIONS))
+    unknown = sorted(set(table) - set(_FIELDS) - set(_REGIONS) - {"banks"})
     if unknown:
         raise ConfigError(f"{_where(path, board_id, unknown[0])}: unknown key "
-                          f"(known: {', '.join([*_FIELDS, *_REGIONS])})")
+                          f"(known: {', '.join([*_FIELDS, *_REGIONS, 'banks'])})")
     values: dict[str, object] = {}
     sources: dict[str, str] = {}
     for key, (kind, sourced) in _FIELDS.items():
@@ -171,11 +181,49 @@ def _board(path: Path, board_id: str, table: object) -> Board:
         if high.address < low.end:
             raise ConfigError(f"{path}: board {board_id!r}: regions {low.name!r} and "
                               f"{high.name!r} overlap")
+    banks = _banks(path, board_id, table.get("banks"), regions, sources)
     platform_path = PLATFORM_DIR / str(values.pop("platform"))
     if not platform_path.is_file():
         raise ConfigError(f"{_where(path, board_id, 'platform')}: no file {platform_path}")
     return Board(id=board_id, **values, **regions, platform_path=platform_path,
-                 sources=MappingProxyType(sources))
+                 sources=MappingProxyType(sources), banks=banks)
+
+
+def _banks(path: Path, board_id: str, raw: object, regions: dict[str, Region],
+           sources: dict[str, str]) -> tuple[Region, ...]:
+    """The ``[[<board>.banks]]`` array: banks[0] is the ram region; no bank overlaps another,
+    the flash or the stack. Absent: () (the Board then uses its ram region alone)."""
+    if raw is None:
+        return ()
+    where = _where(path, board_id, "banks")
+    if not isinstance(raw, list) or not raw or not all(isinstance(b, dict) for b in raw):
+        raise ConfigError(f"{where}: expected a non-empty array of tables [[{board_id}.banks]]")
+    banks = []
+    for i, bank in enumerate(raw):
+        if set(bank) != set(_BANK_KEYS):
+            raise ConfigError(f"{where}[{i}]: expected keys {', '.join(_BANK_KEYS)}, "
+                              f"got {', '.join(sorted(bank))}")
+        name = bank["name"]
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}[{i}].name: expected a non-empty string")
+        region = _region(path, board_id, f"banks[{i}]",
+                         {k: v for k, v in bank.items() if k != "name"}, sources)
+        sources.pop(f"banks[{i}]")
+        sources[f"banks.{name}"] = bank["source"]
+        banks.append(Region(name, region.address, region.size, region.memories))
+    ram = regions["ram"]
+    if (banks[0].address, banks[0].size) != (ram.address, ram.size):
+        raise ConfigError(f"{where}[0]: the first bank must be the ram region "
+                          f"(0x{ram.address:X}, {ram.size} bytes)")
+    if len({b.name for b in banks}) != len(banks):
+        raise ConfigError(f"{where}: bank names must be unique")
+    others = [regions["flash"], regions["stack"], *banks]
+    for i, a in enumerate(others):
+        for b in others[i + 1:]:
+            if a.address < b.end and b.address < a.end and (a in banks or b in banks):
+                raise ConfigError(f"{path}: board {board_id!r}: bank and region "
+                                  f"{a.name!r} / {b.name!r} overlap")
+    return tuple(banks)
 
 
 def _sourced(path: Path, board_id: str, key: str, raw: object, sources: dict[str, str]) -> object:

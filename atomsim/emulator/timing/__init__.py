@@ -4,6 +4,11 @@ A model sees each distinct block once (decoded with capstone) and returns what l
 block costs by falling through and by a taken branch; the native counter multiplies those by
 the recorded counts. Models are swappable per core; each has a version string that goes into
 every measurement's provenance.
+
+Unicorn (QEMU) also ends a block where no branch is: at a 1 KB guest page boundary and at its
+instruction limit. A real core sees nothing there, so a block that was cut is costed in the
+context of the code it falls into (:func:`in_context`); the costs of a straight run of code
+then do not depend on where it sits in memory.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ import capstone
 from capstone import arm as csarm
 
 FLAG_HALT = 1  # the block is a branch to itself: the firmware has finished
+# How far a cut block looks ahead for the rest of its straight-line run (instructions, and the
+# bytes to read for them: Thumb-2 instructions are at most 4 bytes).
+FOLLOW_LIMIT = 64
+FOLLOW_BYTES = 4 * FOLLOW_LIMIT
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,36 @@ def is_halt(insns: Sequence[capstone.CsInsn]) -> bool:
     return (base_mnemonic(insn) == "b" and not is_conditional(insn)
             and insn.operands and insn.operands[0].type == csarm.ARM_OP_IMM
             and insn.operands[0].imm == insn.address)
+
+
+def in_context(model: TimingModel, insns: Sequence[capstone.CsInsn],
+               stream: Sequence[capstone.CsInsn]) -> BlockTiming:
+    """A block's timing, its fall-through cost seen in the straight-line run it belongs to.
+
+    ``stream`` is the code decoded from the block's first instruction on (the block, then
+    what follows it in memory, e.g. :data:`FOLLOW_BYTES` more). A block that ends in a PC
+    write is costed alone. A block that does not was cut by the emulator: falling through
+    it, the core goes on with F, the instructions after it up to and including the next PC
+    write (at most :data:`FOLLOW_LIMIT`), and the fall-through cost is
+    ``cost(block + F) - cost(F)``: what the block adds in front of that code, pairs and stalls
+    across the cut included. Along a chain of cut blocks these telescope, so the run costs
+    exactly what it costs as one block, wherever the cuts are; a block entered by a branch
+    still costs its own run from there. The taken cost (used when an exception is taken at
+    the cut) stays the block's own.
+    """
+    alone = model.block(insns)
+    if not insns or writes_pc(insns[-1]):
+        return alone
+    n = len(insns)
+    if len(stream) <= n or [i.address for i in stream[:n]] != [i.address for i in insns]:
+        return alone
+    follow = []
+    for insn in stream[n:n + FOLLOW_LIMIT]:
+        follow.append(insn)
+        if writes_pc(insn):
+            break
+    joined = model.block([*stream[:n], *follow]).cost_fall - model.block(follow).cost_fall
+    return BlockTiming(alone.n_insn, max(joined, 0), alone.cost_taken, alone.flags)
 
 
 def model_for(core: str) -> TimingModel:

@@ -64,7 +64,9 @@ def _has_reg_offset(insn: capstone.CsInsn) -> bool:
 class CortexM4Model:
     """Cycle costs per the Cortex-M4 TRM; see the module docstring for what is left out."""
 
-    version = "cortex-m4-trm-2"  # 2: LDM/STM N excludes the base register
+    # 2: LDM/STM N excludes the base register; 3: a block the emulator cut (1 KB page, insn
+    # limit) is costed in the run it falls into (timing.in_context): placement-independent
+    version = "cortex-m4-trm-3"
 
     def block(self, insns: Sequence[capstone.CsInsn]) -> BlockTiming:
         """Cost of one block: in-order, single issue, with TRM load/store pipelining."""

@@ -22,7 +22,7 @@ bank (in the order given) where it fits; a buffer that fits no bank is an OOM
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from atomsim.core.errors import DoesNotFit
 from atomsim.nn.graph import Graph
@@ -66,6 +66,14 @@ class MemoryPlan:
     scratch_per_op: tuple[int, ...]
     live_bytes: tuple[int, ...]  # activations live during each op (+ that op's scratch)
     live_tensors: tuple[tuple[int, ...], ...]
+    bank_sizes: dict[str, int] = field(default_factory=dict)  # the banks planned over
+
+    def bank_usage(self) -> dict[str, tuple[int, int]]:
+        """Per bank, in the order planned: (bytes used — activations and scratch, bank size)."""
+        used = dict.fromkeys(self.bank_sizes or self.arena_bytes, 0)
+        for p in self.placements:
+            used[p.bank] = max(used.get(p.bank, 0), _align(p.offset + p.size, ALIGNMENT))
+        return {name: (n, self.bank_sizes.get(name, 0)) for name, n in used.items()}
 
     @property
     def total_arena_bytes(self) -> int:
@@ -109,12 +117,16 @@ class ArenaDoesNotFit(DoesNotFit):
         largest = max((b.size for b in banks), default=0)
         capacity = sum(b.size for b in banks)
         self.deficit = max(peak_bytes - capacity, over)  # bytes over at the peak
-        region = "+".join(b.name for b in banks) or "no bank"
+        self.bank_sizes = {b.name: b.size for b in banks}
+        region = ", ".join(b.name for b in banks) or "no bank"
         super().__init__(region, largest + over, largest, what=f"{graph}")
-        self.args = (f"{graph} does not fit {region}: buffer {tensor} ({size} B) needs {over} "
-                     f"bytes more than any bank has free; at the peak (op {peak_op}) "
-                     f"{peak_bytes} B are live against {capacity} B of SRAM "
-                     f"({self.deficit} B over); live there: {', '.join(live)}",)
+        sizes = ", ".join(f"{b.name} {b.size} B" for b in banks) or "none"
+        why = ("is larger than every bank alone" if size > largest
+               else "fits no bank beside the buffers live with it")
+        self.args = (f"{graph} does not fit {region}: buffer {tensor} ({size} B) {why}: it "
+                     f"needs {over} bytes more than any bank has free (banks: {sizes}); at "
+                     f"the peak (op {peak_op}) {peak_bytes} B are live against {capacity} B of "
+                     f"SRAM ({self.deficit} B over); live there: {', '.join(live)}",)
 
     def __str__(self) -> str:
         return self.args[0]
@@ -214,7 +226,7 @@ def plan(graph: Graph, banks: Sequence[Bank], *, variant: str = "reference",
         if p.tensors != (SCRATCH,):
             arena[p.bank] = max(arena[p.bank], _align(p.offset + p.size, alignment))
     result = MemoryPlan(graph.name, variant, tuple(placed), arena, scratch, scratch_per_op,
-                        tuple(live_bytes), tuple(live_tensors))
+                        tuple(live_bytes), tuple(live_tensors), {b.name: b.size for b in banks})
     result.check()
     return result
 
@@ -249,6 +261,7 @@ def _lowest_offset(placed: Sequence[Placement], bank: str, size: int, first: int
 
 
 def board_banks(board) -> list[Bank]:
-    """The arena banks of an :class:`atomsim.boards.Board`: its data RAM region."""
-    ram = board.ram
-    return [Bank("+".join(ram.memories) or ram.name, ram.size, ram.address)]
+    """The arena banks of an :class:`atomsim.boards.Board`, in order of preference: its
+    ``banks`` (the data RAM region first, then the banks that hold nothing but arena), each
+    named after the platform memories it spans."""
+    return [Bank("+".join(r.memories) or r.name, r.size, r.address) for r in board.banks]

@@ -8,6 +8,12 @@ and runs; cycles and instructions come from the two profiling markers around the
 the kernel's stack from the painted stack, the output is read back. A block is several jobs run
 back to back between one pair of markers (kernel additivity checks).
 
+Activations and scratch go one after another into the free part of the board's first SRAM bank
+(``_end`` to ``__heap_limit``). When they do not all fit there, they are spread over the board's
+banks by the memory planner's rule — largest buffer first, each whole in the first bank with
+room — so an atom that needs more than the largest bank runs where the real board could run it;
+a buffer that fits no bank is a ``DoesNotFit`` naming it and the bank sizes.
+
 The descriptor's layout, the op ids and the job limit come from the harness ELF's DWARF
 (atomsim.target.contract): fields are packed by name, nothing is mirrored here.
 """
@@ -102,6 +108,10 @@ class Profiler:
         self._arena = ((fw.symbol("_end") + 7) & ~7, fw.symbol("__heap_limit"))
         if None in (self._jobs, self._njobs, *self._flash, *self._arena):
             raise AtomSimError(f"{self.elf} lacks the harness symbols")
+        # (name, start, end) of every bank activations may use: the free RAM, then the banks
+        # that hold nothing but data (nothing is linked there)
+        self._banks = [("+".join(board.banks[0].memories) + " (free RAM)", *self._arena),
+                       *(("+".join(r.memories), r.address, r.end) for r in board.banks[1:])]
         contract = read_contract(self.elf)
         jobs = contract.variable("atomsim_jobs")
         self._job, self.max_jobs = jobs.element, jobs.count
@@ -138,26 +148,47 @@ class Profiler:
             raise ConfigError(f"a harness run takes 1 to {self.max_jobs} kernels, "
                               f"got {len(cases)}")
         flash = _Allocator("flash", *self._flash)
-        arena = _Allocator("ram (activation arena)", *self._arena)
         mem = self.target
-        jobs, outs, scratches = [], [], []
-        prev_out = None
+        # activation buffers in the order the harness has always placed them: (data or size)
+        wanted: list[np.ndarray | int] = []
+        slots = []  # per case: buffer index of input (None: previous output), input2, out, scr
+        prev = None  # (buffer index, dims) of the previous case's output
         for case in cases:
+            if chain and prev is not None and prev[1] == tuple(case.in_dims):
+                inp = None
+            else:
+                inp = len(wanted)
+                wanted.append(case.input)
+            inp2 = None
+            if case.input2 is not None:
+                inp2 = len(wanted)
+                wanted.append(case.input2)
+            out = len(wanted)
+            wanted.append(int(np.prod(case.out_dims)))
+            scratch_size = registry.scratch_bytes(case, self.variant)
+            scr = None
+            if scratch_size:
+                scr = len(wanted)
+                wanted.append(scratch_size)
+            slots.append((prev[0] if inp is None else inp, inp2, out, scr))
+            prev = (out, tuple(case.out_dims))
+        addrs = self._place([w if isinstance(w, int) else w.nbytes for w in wanted])
+        for w, addr in zip(wanted, addrs, strict=True):
+            if not isinstance(w, int):
+                mem.write_memory(addr, np.ascontiguousarray(w).tobytes())
+        jobs, outs, scratches = [], [], []
+        for case, (i_in, i_in2, i_out, i_scr) in zip(cases, slots, strict=True):
             filt = flash.put(mem, case.filter)
             bias = flash.put(mem, case.bias)
             mult = flash.put(mem, case.multiplier)
             shift = flash.put(mem, case.shift)
-            if chain and prev_out is not None and prev_out[1] == tuple(case.in_dims):
-                inp = prev_out[0]
-            else:
-                inp = arena.put(mem, case.input)
-            inp2 = arena.put(mem, case.input2)
-            out_size = int(np.prod(case.out_dims))
-            out = arena.reserve(out_size)
-            scratch_size = registry.scratch_bytes(case, self.variant)
-            scratch = arena.reserve(scratch_size) if scratch_size else 0
+            inp = addrs[i_in]
+            inp2 = 0 if i_in2 is None else addrs[i_in2]
+            out = addrs[i_out]
+            out_size = wanted[i_out]
+            scratch_size = 0 if i_scr is None else wanted[i_scr]
+            scratch = 0 if i_scr is None else addrs[i_scr]
             flash.check()
-            arena.check()
             mem.write_memory(out, b"\x5a" * out_size)  # poison: an unwritten output cannot pass
             params = dataclasses.astuple(case.params) if case.params is not None else ()
             jobs.append(self._job.pack(
@@ -168,7 +199,6 @@ class Profiler:
                 scratch_size=scratch_size))
             outs.append((out, out_size))
             scratches.append(scratch_size)
-            prev_out = (out, tuple(case.out_dims))
         mem.write_memory(self._jobs, b"".join(jobs))
         mem.write_memory(self._njobs, self._njobs_type.pack(len(jobs)))
         self.target.reset()
@@ -178,6 +208,38 @@ class Profiler:
         if set(marks) != {"begin", "end"}:
             raise AtomSimError(f"harness run on {self.board.id} produced markers {list(marks)}")
         return run, (marks["begin"], marks["end"]), outs, scratches
+
+    def _place(self, sizes: list[int]) -> list[int]:
+        """Addresses of activation buffers of ``sizes`` bytes (8-byte aligned).
+
+        One after another in the free RAM when they all fit there (the harness's placement
+        since the start, so the cycles of such atoms never change); otherwise the planner's
+        rule over the board's banks: largest first, each whole in the first bank with room.
+        """
+        _, start, end = self._banks[0]
+        cursor, addrs = start, []
+        for size in sizes:
+            addrs.append(cursor)
+            cursor = (cursor + size + 7) & ~7
+        if cursor <= end:
+            return addrs
+        if len(self._banks) == 1:
+            raise DoesNotFit("ram (activation arena)", cursor - start, end - start, what="atom")
+        cursors = [b[1] for b in self._banks]
+        addrs = [0] * len(sizes)
+        for i in sorted(range(len(sizes)), key=lambda k: (-sizes[k], k)):
+            for k, (_, _, bank_end) in enumerate(self._banks):
+                if cursors[k] + sizes[i] <= bank_end:
+                    addrs[i] = cursors[k]
+                    cursors[k] = (cursors[k] + sizes[i] + 7) & ~7
+                    break
+            else:
+                banks = ", ".join(f"{n} {e - s} B" for n, s, e in self._banks)
+                largest = max(e - c for (_, _, e), c in zip(self._banks, cursors, strict=True))
+                raise DoesNotFit(f"ram banks ({banks})", sizes[i], max(largest, 0),
+                                 what=f"atom (a {sizes[i]}-byte activation buffer of "
+                                      f"{sum(sizes)} B in all)")
+        return addrs
 
     def profile(self, atom: Atom):
         """Measure one atom; returns an atomsim.db.Measurement."""

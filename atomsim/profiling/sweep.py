@@ -110,13 +110,25 @@ class SweepReport:
 def check_fits(atom: Atom, board: Board) -> None:
     """Raise :class:`DoesNotFit` when the atom's tensors cannot fit the board at all.
 
-    Computed from the shapes (Python integers, no allocation): activations against the whole
-    RAM region, weights and bias against the whole Flash. The profiler's own check against the
-    free arena, after the harness, stays the exact one; this one runs first and is cheap.
+    Computed from the shapes (Python integers, no allocation): activations against the SRAM
+    banks the board's arena may use (all of them together, and each tensor whole in one bank,
+    as the memory planner places them), weights and bias against the whole Flash. The
+    profiler's own placement, after the harness, stays the exact check; this one runs first
+    and is cheap.
     """
+    banks = board.banks
     activations = atom.input_bytes + atom.output_bytes
-    if activations > board.ram.size:
-        raise DoesNotFit("ram (activation tensors)", activations, board.ram.size, what="atom")
+    capacity = sum(b.size for b in banks)
+    sizes = ", ".join(f"{b.name} {b.size} B" for b in banks)
+    if activations > capacity:
+        raise DoesNotFit(f"ram (activation tensors; banks {sizes})", activations, capacity,
+                         what="atom")
+    fmap = atom.c_in * atom.h_in * atom.w_in
+    largest = max(b.size for b in banks)
+    for name, size in (("input", fmap), ("output", atom.output_bytes)):
+        if size > largest:
+            raise DoesNotFit(f"ram (its {name} tensor whole in one bank; banks {sizes})", size,
+                             largest, what="atom")
     if atom.flash_bytes > board.flash.size:
         raise DoesNotFit("flash (weights and bias)", atom.flash_bytes, board.flash.size,
                          what="atom")

@@ -4,20 +4,26 @@
 op into the kernel call the numpy interpreter makes (``interpreter.kernel_call``) and writes a
 generated C model file: the weights, biases and quantization constants as ``const`` arrays in
 flash, the layer table (``atomsim_layers``, firmware/network/atomsim_network.h) initialised by
-field name, and the arena as one ``.noinit`` array sized to the plan plus a guard. It is built
+field name, and the arena of the board's first SRAM bank (the ``ram`` region, which also holds
+.data and .bss) as one ``.noinit`` array sized to the plan plus a guard. The other banks of the
+board (``[[<board>.banks]]``, e.g. SRAM1-3 and SRAM4 of the STM32H743) hold nothing but arena:
+their tensors are addressed from the bank's base address, with the same guard after the planned
+part of each bank. It is built
 with firmware/network/network.c (walks the table, a marker pair around every layer) and the
 kernels of the chosen variant.
 
-:func:`run_network` places the input in the arena, paints the rest of the arena and the guard,
-runs, reads the output and checks the guard: a write outside the planned arena is an
-:class:`ArenaOverrun`. Per-layer cycles come from the markers; Flash is split exactly into
-weights (the ``atomsim_w*`` arrays), graph (the layer table) and code (everything else).
+:func:`run_network` places the input in the arena, paints the rest of the arena and the guards
+(one per bank used), runs, reads the output and checks every guard: a write past the planned
+arena of any bank is an :class:`ArenaOverrun`. Per-layer cycles come from the markers; Flash
+is split exactly into weights (the ``atomsim_w*`` arrays), graph (the layer table) and code
+(everything else).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +36,7 @@ from atomsim.core.paths import FIRMWARE_DIR, build_dir
 from atomsim.emulator.machine import Machine
 from atomsim.nn import interpreter, registry
 from atomsim.nn.graph import Graph
-from atomsim.nn.planner import SCRATCH, MemoryPlan, board_banks, plan
+from atomsim.nn.planner import SCRATCH, Bank, MemoryPlan, board_banks, plan
 from atomsim.profiling.profiler import (
     DEFAULT_VARIANT,
     KERNELS_DIR,
@@ -78,8 +84,15 @@ class NetworkImage:
     variant: str
     plan: MemoryPlan
     layers: tuple[Layer, ...]
-    arena_bytes: int  # planned: activations and scratch (the .noinit array minus the guard)
+    arena_bytes: int  # planned: activations and scratch over all banks (guards not included)
     flash: dict[str, int] = field(default_factory=dict)  # weights / graph / code / total
+    # per bank used: (base address, or None for the .noinit array in the first bank; bytes)
+    bank_arenas: dict[str, tuple[int | None, int]] = field(default_factory=dict)
+
+    @property
+    def primary_arena_bytes(self) -> int:
+        """The planned part of the ``atomsim_arena`` array (first bank; guard not included)."""
+        return sum(n for base, n in self.bank_arenas.values() if base is None)
 
 
 @dataclass
@@ -130,18 +143,49 @@ def _layer_calls(graph: Graph) -> list[tuple[int, str, object]]:
     return out
 
 
-def generate_model_c(graph: Graph, mem: MemoryPlan, variant: str) -> tuple[str, int]:
-    """The generated model file for ``graph`` under plan ``mem``; returns (C text, arena)."""
-    where = {t: p.offset for p in mem.placements for t in p.tensors}
-    arena = max((p.offset + p.size for p in mem.placements), default=0)
-    arena = (arena + 7) & ~7
-    scratch = where.get(SCRATCH)
+def bank_arenas(mem: MemoryPlan, banks: Sequence[Bank] | None = None
+                ) -> dict[str, tuple[int | None, int]]:
+    """Per bank the plan uses: (base address, planned bytes rounded to 8). The first of
+    ``banks`` is the ``atomsim_arena`` array (base None); the others are addressed from their
+    base. Without ``banks`` (or for a plan over banks the board does not name) the plan must
+    use one bank, which becomes the array."""
+    used: dict[str, int] = {}
+    for p in mem.placements:
+        used[p.bank] = max(used.get(p.bank, 0), (p.offset + p.size + 7) & ~7)
+    by_name = {b.name: b for b in banks or ()}
+    if banks and set(used) <= set(by_name):
+        first = banks[0].name
+        return {name: (None if name == first else by_name[name].address, n)
+                for name, n in sorted(used.items(), key=lambda kv: list(by_name).index(kv[0]))}
+    if len(used) > 1:
+        raise ConfigError(f"{mem.graph}: the plan uses banks {sorted(used)}, not all of them "
+                          f"banks of the board ({', '.join(by_name) or 'none given'})")
+    return {name: (None, n) for name, n in used.items()}
+
+
+def generate_model_c(graph: Graph, mem: MemoryPlan, variant: str,
+                     banks: Sequence[Bank] | None = None) -> tuple[str, int]:
+    """The generated model file for ``graph`` under plan ``mem`` over ``banks`` (the first one
+    is the ``atomsim_arena`` array); returns (C text, planned arena bytes over all banks)."""
+    arenas = bank_arenas(mem, banks)
+    base = {}
     lines = ["/* Generated by atomsim.profiling.network: do not edit. */",
-             '#include "atomsim_network.h"', "",
-             f"#define ATOMSIM_ARENA_BYTES {arena}",
-             f"#define ATOMSIM_GUARD_BYTES {GUARD_BYTES}",
-             "int8_t atomsim_arena[ATOMSIM_ARENA_BYTES + ATOMSIM_GUARD_BYTES] "
-             "__attribute__((aligned(8), used, section(\".noinit\")));", ""]
+             '#include "atomsim_network.h"', ""]
+    primary = sum(n for b, n in arenas.values() if b is None)
+    lines += [f"#define ATOMSIM_ARENA_BYTES {primary}",
+              f"#define ATOMSIM_GUARD_BYTES {GUARD_BYTES}",
+              "int8_t atomsim_arena[ATOMSIM_ARENA_BYTES + ATOMSIM_GUARD_BYTES] "
+              "__attribute__((aligned(8), used, section(\".noinit\")));"]
+    for k, (name, (address, _)) in enumerate(arenas.items()):
+        if address is None:
+            base[name] = "atomsim_arena"
+        else:  # a bank that holds nothing but arena: addressed from its base
+            base[name] = f"ATOMSIM_BANK{k}"
+            lines.append(f"#define ATOMSIM_BANK{k} ((int8_t *)0x{address:08X}u) /* {name} */")
+    lines.append("")
+    arena = sum(n for _, n in arenas.values())
+    where = {t: f"{base[p.bank]} + {p.offset}" for p in mem.placements for t in p.tensors}
+    scratch = where.get(SCRATCH)
     layers = []
     for n, (i, kernel, call) in enumerate(_layer_calls(graph)):
         op = graph.ops[i]
@@ -150,7 +194,7 @@ def generate_model_c(graph: Graph, mem: MemoryPlan, variant: str) -> tuple[str, 
                   else f".op = {registry.operator(kernel).c_id}"]
 
         def act(t: int) -> str:
-            return f"atomsim_arena + {where[t]}"
+            return where[t]
 
         fields.append(f".input = {act(acts[0])}")
         fields.append(f".output = {act(op.outputs[0])}")
@@ -177,7 +221,7 @@ def generate_model_c(graph: Graph, mem: MemoryPlan, variant: str) -> tuple[str, 
                 fields.append(f".{name} = {symbol}")
         size = registry.scratch_bytes(call, variant)
         if size:
-            fields += [f".scratch = atomsim_arena + {scratch}", f".scratch_size = {size}"]
+            fields += [f".scratch = {scratch}", f".scratch_size = {size}"]
         layers.append("{" + ", ".join(fields) + "}")
     lines.append("const atomsim_layer_t atomsim_layers[] = {\n    "
                  + ",\n    ".join(layers) + "\n};")
@@ -194,12 +238,15 @@ def build_network(graph: Graph, board: Board, variant: str = DEFAULT_VARIANT, *,
     if not graph.quantized:
         raise ConfigError(f"{graph.name}: the graph has no weights; give it seeded ones "
                           "(lowering.with_random_weights) or load a .tflite")
-    mem = memory_plan if memory_plan is not None else plan(graph, board_banks(board),
-                                                          variant=variant)
+    banks = board_banks(board)
+    # the first bank's guard is inside the linked array (an overflow is a link error); in the
+    # other banks the guard follows the planned part, so it is kept free by the plan
+    planned = [banks[0], *(dataclasses.replace(b, size=b.size - GUARD_BYTES) for b in banks[1:])]
+    mem = memory_plan if memory_plan is not None else plan(graph, planned, variant=variant)
     if mem.variant != variant:
         raise ConfigError(f"{graph.name}: the memory plan is for kernel variant "
                           f"{mem.variant!r}, the firmware for {variant!r}")
-    text, arena = generate_model_c(graph, mem, variant)
+    text, arena = generate_model_c(graph, mem, variant, banks)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     src_dir = build_dir() / "network-src" / board.id / variant
     src_dir.mkdir(parents=True, exist_ok=True)
@@ -218,7 +265,8 @@ def build_network(graph: Graph, board: Board, variant: str = DEFAULT_VARIANT, *,
     elf = build(f"network-{variant}", board,
                 [NETWORK_DIR / "network.c", NETWORK_DIR / "network_ops.c", model_c,
                  *kernel_sources(variant)], include_dirs=include, extra_flags=uses)
-    image = NetworkImage(elf, graph, board, variant, mem, layers, arena)
+    image = NetworkImage(elf, graph, board, variant, mem, layers, arena,
+                         bank_arenas=bank_arenas(mem, banks))
     image.flash = flash_breakdown(elf)
     return image
 
@@ -247,31 +295,46 @@ def flash_breakdown(elf: Path) -> dict[str, int]:
 
 
 def run_network(image: NetworkImage, inputs: np.ndarray | list[np.ndarray],
-                target: Backend | None = None) -> NetworkRun:
-    """Run one inference: input into the arena, run, output back, guard checked."""
+                target: Backend | None = None, *, loaded=None) -> NetworkRun:
+    """Run one inference: input into the arena, run, output back, guard checked.
+
+    ``loaded``: the Firmware that ``target.load(image.elf)`` returned earlier; the image is
+    then not loaded again (a reset re-runs the startup code, the arena is rewritten), so many
+    inputs run on one loaded firmware.
+    """
     g = image.graph
     if isinstance(inputs, np.ndarray):
         inputs = [inputs]
+    if loaded is not None and target is None:
+        raise ConfigError("run_network: loaded= needs the target it was loaded on")
     target = target if target is not None else Machine(image.board)
-    fw = target.load(image.elf)
-    base = fw.symbol("atomsim_arena")
-    if base is None:
+    fw = loaded if loaded is not None else target.load(image.elf)
+    array = fw.symbol("atomsim_arena")
+    if array is None:
         raise AtomSimError(f"{image.elf} lacks atomsim_arena")
-    where = {t: p.offset for p in image.plan.placements for t in p.tensors}
-    target.write_memory(base, bytes([GUARD_FILL]) * (image.arena_bytes + GUARD_BYTES))
+    arenas = image.bank_arenas or {"arena": (None, image.arena_bytes)}
+    base = {name: array if address is None else address
+            for name, (address, _) in arenas.items()}
+    where = {t: base[p.bank] + p.offset for p in image.plan.placements for t in p.tensors}
+    guards = []  # the first guard byte of every bank used
+    for address, n in arenas.values():
+        start = array if address is None else address
+        target.write_memory(start, bytes([GUARD_FILL]) * (n + GUARD_BYTES))
+        guards.append(start + n)
     for tid, x in zip(g.inputs, inputs, strict=True):
         data = np.ascontiguousarray(x, dtype=np.int8).tobytes()
         if len(data) != g.tensors[tid].size:
             raise ConfigError(f"{g.name}: input {g.tensors[tid].name} needs "
                               f"{g.tensors[tid].size} int8 values, got {len(data)}")
-        target.write_memory(base + where[tid], data)
+        target.write_memory(where[tid], data)
     target.reset()
     run = target.run(MAX_INSTRUCTIONS * 64)
     run.raise_for_status()
-    guard = target.read_memory(base + image.arena_bytes, GUARD_BYTES)
-    changed = [k for k, b in enumerate(guard) if b != GUARD_FILL]
-    if changed:
-        raise ArenaOverrun(base + image.arena_bytes + changed[0], len(changed))
+    for start in guards:
+        guard = target.read_memory(start, GUARD_BYTES)
+        changed = [k for k, b in enumerate(guard) if b != GUARD_FILL]
+        if changed:
+            raise ArenaOverrun(start + changed[0], len(changed))
     marks = run.markers
     begins = [m for m in marks if m.kind == "begin"]
     ends = [m for m in marks if m.kind == "end"]
@@ -281,9 +344,10 @@ def run_network(image: NetworkImage, inputs: np.ndarray | list[np.ndarray],
     outputs = []
     for tid in g.outputs:
         t = g.tensors[tid]
-        raw = target.read_memory(base + where[tid], t.size)
+        raw = target.read_memory(where[tid], t.size)
         outputs.append(np.frombuffer(raw, dtype=np.int8).reshape(t.shape).copy())
-    static = fw.sizes.static_ram - (image.arena_bytes + GUARD_BYTES)
+    primary = sum(n for address, n in arenas.values() if address is None)
+    static = fw.sizes.static_ram - (primary + GUARD_BYTES)
     return NetworkRun(
         outputs, [e.cycles - b.cycles for b, e in zip(begins, ends, strict=True)],
         [e.instructions - b.instructions for b, e in zip(begins, ends, strict=True)],
@@ -395,6 +459,7 @@ class BoardProfile:
     layers: list[LayerRow] = field(default_factory=list)
     exact: bool | None = None  # output == the numpy reference of the graph
     additivity: float | None = None  # whole vs sum of atoms (when asked for)
+    banks: dict[str, dict[str, int]] = field(default_factory=dict)  # address / size / used
 
     def to_dict(self) -> dict:
         """Plain data for --json."""
@@ -440,10 +505,17 @@ def profile_model(graph: Graph, board: Board, variant: str = DEFAULT_VARIANT, *,
     profile = BoardProfile(
         status="ok", flash=image.flash, sram=sram, latency_ms=result.cycles / board.clock_hz
         * 1e3, cycles=result.cycles, instructions=result.instructions, layers=rows,
-        exact=exact, **common)
+        exact=exact, banks=_bank_report(image), **common)
     if db is not None:
         profile.additivity = network_additivity(image, result, db).deviation
     return profile
+
+
+def _bank_report(image: NetworkImage) -> dict[str, dict[str, int]]:
+    """Per SRAM bank of the board: its address, size and the bytes of arena the plan uses."""
+    usage = image.plan.bank_usage()
+    return {b.name: {"address": b.address, "size": b.size, "used": usage.get(b.name, (0, 0))[0]}
+            for b in board_banks(image.board)}
 
 
 def plot_profile(profiles: list[BoardProfile], path: str | Path) -> Path:

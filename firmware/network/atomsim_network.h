@@ -6,8 +6,11 @@
  * job descriptor (firmware/harness/harness.c): dims, the op's parameter struct as int32 fields
  * in declaration order, and pointers to constants in flash (weights, bias, per-channel
  * multipliers and shifts, the hard-sigmoid table) and to activations in the arena. The arena
- * is one array in .noinit, planned on the host (atomsim/nn/planner.py): the host places the
- * input there before reset and reads the output back after the run. The generated model file
+ * is planned on the host (atomsim/nn/planner.py) over the board's SRAM banks: in the first bank
+ * it is one array in .noinit (atomsim_arena), in the others (e.g. SRAM1-3 of the STM32H743,
+ * where nothing is linked) the generated table points from the bank's base address. The host
+ * places the input before reset, reads the output back after the run and checks the guard
+ * after the planned part of every bank. The generated model file
  * initialises the table by field name, so its layout is the compiler's, never mirrored.
  */
 #ifndef ATOMSIM_NETWORK_H

@@ -11,11 +11,14 @@ budget and board.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.markup import escape
 from rich.table import Table
 
 from atomsim.cli.options import add_settings, verb_parser
 from atomsim.cli.output import console, err_console, print_json
+from atomsim.core.errors import AtomSimError
 from atomsim.core.settings import ProfileModelSettings
 
 
@@ -37,12 +40,22 @@ def run(args) -> int:
     """Profile, print, check budgets; exit non-zero when a budget fails."""
     from atomsim.db import AtomDB
     from atomsim.nn.frontends import load_model
-    from atomsim.profiling.budgets import BudgetExceeded, check_budgets, parse_budgets, write_junit
+    from atomsim.profiling.budgets import (
+        BudgetExceeded,
+        ModelDoesNotFit,
+        check_budgets,
+        parse_budgets,
+        write_junit,
+    )
     from atomsim.profiling.network import plot_profile, profile_model
 
     s: ProfileModelSettings = args.settings
     budgets = parse_budgets(s.budget)
     boards = _boards(s.board)
+    if s.junit is not None:  # before any work: a bad path found after profiling wastes it
+        _check_output(s.junit, "--junit", (".xml",))
+    if s.plot is not None:
+        _check_output(s.plot, "--plot", _plot_formats())
     graph = load_model(args.model, seed=s.seed)
     profiles = []
     db = AtomDB.open(s.db) if s.db is not None else None
@@ -57,9 +70,21 @@ def run(args) -> int:
         write_junit(checks, s.junit)
     if s.plot is not None:
         plot_profile(profiles, s.plot)
-    if args.json:
-        print_json({"profiles": [p.to_dict() for p in profiles],
-                    "budgets": [{**c.__dict__, "passed": c.passed} for c in checks]})
+    failed = [c for c in checks if not c.passed]
+    error: AtomSimError | None = None
+    if failed:
+        error = BudgetExceeded(f"{len(failed)} budget(s) failed: "
+                               + "; ".join(c.describe() for c in failed))
+    elif all(p.status != "ok" for p in profiles):  # nothing was measured: not a success
+        error = ModelDoesNotFit("; ".join(f"{p.board}: {p.message}" for p in profiles))
+    if args.json:  # one JSON document, the error (if any) beside the profiles
+        doc = {"profiles": [p.to_dict() for p in profiles],
+               "budgets": [{**c.__dict__, "passed": c.passed} for c in checks]}
+        if error is not None:
+            doc = {"status": error.status, "error": {
+                "type": type(error).__name__, "message": str(error),
+                "exit_code": error.exit_code}, **doc}
+        print_json(doc)
     else:
         for p in profiles:
             _print_profile(p)
@@ -67,11 +92,29 @@ def run(args) -> int:
             _print_comparison(profiles)
         for c in checks:
             (console if c.passed else err_console).print(escape(c.describe()), highlight=False)
-    failed = [c for c in checks if not c.passed]
-    if failed:
-        raise BudgetExceeded(f"{len(failed)} budget(s) failed: "
-                             + "; ".join(c.describe() for c in failed))
-    return 0
+    if error is None:
+        return 0
+    err_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+    return error.exit_code
+
+
+def _check_output(path: Path, what: str, suffixes: tuple[str, ...]) -> None:
+    """``path`` can be written as a new file of one of ``suffixes``; else a ConfigError."""
+    from atomsim.core.errors import ConfigError
+    from atomsim.core.paths import writable_dir
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {path}: is a directory; name a file")
+    if path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{what} {path}: name a file ending in one of {', '.join(suffixes)}")
+    writable_dir(path.parent, f"{what} {path}")
+
+
+def _plot_formats() -> tuple[str, ...]:
+    from matplotlib.figure import Figure
+
+    return tuple(f".{ext}" for ext in sorted(Figure().canvas.get_supported_filetypes()))
 
 
 def _print_profile(p) -> None:
@@ -100,6 +143,9 @@ def _print_profile(p) -> None:
         f"{p.instructions:,} instructions)",
         f"output == numpy reference: {'yes' if p.exact else 'NO'}",
     ]
+    if len(p.banks) > 1:  # arena (with scratch) per SRAM bank: used / size
+        lines.insert(3, "arena per SRAM bank: " + ", ".join(
+            f"{name} {b['used']:,} / {b['size']:,} B" for name, b in p.banks.items()))
     if p.additivity is not None:
         lines.append(f"additivity: whole network vs sum of atoms {100 * p.additivity:+.3f} %")
     console.print("\n".join(lines), highlight=False)

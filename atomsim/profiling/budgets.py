@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from atomsim.core.errors import AtomSimError, ConfigError
+from atomsim.core.errors import AtomSimError, ConfigError, DoesNotFit
 from atomsim.profiling.network import BoardProfile
 
 BUDGETS = {"latency_ms": "ms", "sram_kb": "KB", "flash_kb": "KB"}
@@ -24,6 +24,13 @@ class BudgetExceeded(AtomSimError):
 
     exit_code = 20
     status = "budget-exceeded"
+
+
+class ModelDoesNotFit(DoesNotFit):
+    """The network fits none of the boards asked for: nothing was measured (exit code 4)."""
+
+    def __init__(self, message: str):
+        AtomSimError.__init__(self, message)
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,8 @@ def parse_budgets(text: str | None) -> dict[str, float]:
         if not sep or name not in BUDGETS:
             raise ConfigError(f"budget {part.strip()!r}: expected NAME=VALUE with NAME one of "
                               f"{', '.join(BUDGETS)}")
+        if name in out:
+            raise ConfigError(f"budget {name} is given twice; give each budget once")
         try:
             number = float(value)
         except ValueError:
@@ -102,7 +111,11 @@ def write_junit(checks: list[BudgetCheck], path: str | Path, suite: str = "atoms
         if not c.passed:
             case.add_failure_info(message=c.describe(), failure_type="budget")
         cases.append(case)
-    try:
-        Path(path).write_text(to_xml_report_string([TestSuite(suite, cases)]))
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:  # whole or not at all: a full disk leaves the old report (or none), never half a file
+        partial.write_text(to_xml_report_string([TestSuite(suite, cases)]))
+        partial.replace(path)
     except OSError as exc:
+        partial.unlink(missing_ok=True)
         raise ConfigError(f"--junit {path}: cannot write the report: {exc}") from None

@@ -47,6 +47,9 @@ def parse(spec: dict[str, Any], name: str = "network") -> NetworkConfig:
                                   f"previous block gives {c}")
             expansion = conv["expand_ratio"]
             mid = conv.get("mid_channels")
+            if mid is not None and (not isinstance(mid, int) or isinstance(mid, bool) or mid < 1):
+                raise ConfigError(f"{name}: block {n}: mid_channels must be an int >= 1, got "
+                                  f"{mid!r}")
             stages.append(StageConfig(
                 block="mbconv", width=conv["out_channels"], expansion=expansion,
                 se=bool(conv.get("use_se")), stride=conv["stride"], kernel=conv["kernel_size"],
@@ -60,8 +63,9 @@ def parse(spec: dict[str, Any], name: str = "network") -> NetworkConfig:
             resolution=spec["resolution"], stages=tuple(stages),
             num_classes=classifier["out_features"], in_channels=first["in_channels"],
             feature_mix=mix["out_channels"] if mix else None, name=name, activation=act)
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"{name}: not a ProxylessNAS model config (missing {exc})") from exc
+    except (KeyError, TypeError, AttributeError) as exc:  # a missing key, a list for a dict...
+        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ConfigError(f"{name}: not a ProxylessNAS model config ({what})") from exc
 
 
 def _read(path: str | Path) -> Any:

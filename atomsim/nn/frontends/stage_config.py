@@ -55,6 +55,8 @@ def parse(spec: dict[str, Any], name: str = "network") -> NetworkConfig:
         raise ConfigError(f"{name}: stage config lacks {missing}")
     depth = _ints("depth", spec["depth"])
     n = len(depth)
+    if n == 0:
+        raise ConfigError(f"{name}: a stage config needs at least one stage (depth is empty)")
     widths = _ints("out_channel", spec["out_channel"])
     strides = _ints("stride_stages", spec["stride_stages"])
     blocks, acts, ses = spec["block_type_stage"], spec["act_stages"], spec["se_stages"]
@@ -99,10 +101,10 @@ def parse(spec: dict[str, Any], name: str = "network") -> NetworkConfig:
         raise ConfigError(f"{name}: num_classes must be an int >= 1, got {num_classes!r}")
     stages = []
     for i in range(n):
-        if blocks[i] not in BLOCKS:
+        if not isinstance(blocks[i], str) or blocks[i] not in BLOCKS:
             raise ConfigError(f"{name}: stage {i}: block_type_stage {blocks[i]!r} is not one "
                               f"of {list(BLOCKS)}")
-        if acts[i] not in ACTS:
+        if not isinstance(acts[i], str) or acts[i] not in ACTS:
             raise ConfigError(f"{name}: stage {i}: act_stages {acts[i]!r} is not one of "
                               f"{list(ACTS)}")
         if not isinstance(ses[i], (bool, int)) or ses[i] not in (0, 1):

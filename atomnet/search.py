@@ -41,9 +41,11 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from atomnet.space import Candidate, Space, reduced
 from atomsim.boards import Board, get_board
@@ -242,7 +244,7 @@ def runtime_costs(board: Board, variant: str, db: AtomDB, *, log=print) -> Runti
     from atomsim.db.records import now
     from atomsim.nn.frontends.stage_config import parse
     from atomsim.nn.lowering import build_graph
-    from atomsim.profiling.network import profile_model
+    from atomsim.profiling.network import build_network, run_network
 
     db.ensure_tables("atomnet", RUNTIME_TABLE, version=1)
     key = _firmware_key(variant)
@@ -254,14 +256,15 @@ def runtime_costs(board: Board, variant: str, db: AtomDB, *, log=print) -> Runti
         return RuntimeCosts(*row)
     log(f"measuring the network runtime on {board.id} (once; cached in {db.path})")
     graph = with_random_weights(build_graph(parse(PROBE, "runtime-probe")), seed=0)
-    prof = profile_model(graph, board, variant)
-    if prof.status != "ok":
-        raise SearchError(f"the runtime probe network does not run on {board.id}: "
-                          f"{prof.message}")
-    layers = len(prof.layers)
-    code = prof.flash["total"] - _array_bytes(graph) - prof.flash["graph"]
-    costs = RuntimeCosts(code, prof.flash["graph"] // layers, prof.sram["static"],
-                         prof.sram["stack"])
+    try:
+        image = build_network(graph, board, variant)
+    except DoesNotFit as exc:
+        raise SearchError(f"the runtime probe network does not fit {board.id}: {exc}") from exc
+    x = np.zeros(graph.tensors[graph.inputs[0]].size, dtype=np.int8)
+    run = run_network(image, x)
+    code = image.flash["total"] - _array_bytes(graph) - image.flash["graph"]
+    costs = RuntimeCosts(code, image.flash["graph"] // len(image.layers), run.static_bytes,
+                         run.stack_bytes)
     with db.transaction():
         db.connection.execute("INSERT OR REPLACE INTO atomnet_runtime VALUES (?,?,?,?,?,?,?,?)",
                               (board.id, variant, key, *vars(costs).values(), now()))
@@ -713,7 +716,7 @@ def _evolution(ev: Evaluator, limits: Limits, front: Archive, prog: Progress, de
 
 @dataclass
 class FrontPoint:
-    """One point of the verified front."""
+    """One point of the verified front (``metrics.sram_bytes`` is the planned figure)."""
 
     candidate: Candidate
     config: dict[str, Any]
@@ -824,7 +827,8 @@ def search(space: Space, board: str | Board, limits: Limits, db_path: str | Path
             checks += 1
             sram, why = ev.verify(cand)
             if sram is not None and sram <= limits.sram_bytes:
-                verified[cand] = FrontPoint(cand, space.config(cand), m, sram)
+                verified[cand] = FrontPoint(cand, space.config(cand),
+                                            replace(m, sram_bytes=sram), sram)
             else:
                 refused.add(cand)
                 rejected.append(f"{m.macs:,} MACs / {m.latency_ms:.1f} ms: "
@@ -886,4 +890,4 @@ def predict(config: dict[str, Any], board: str | Board, db_path: str | Path, *,
     sram, why = ev.verify(cand)
     if sram is None:
         raise SearchError(f"the config does not fit {ev.board.id}: {why}")
-    return ev.evaluate(cand), sram
+    return replace(ev.evaluate(cand), sram_bytes=sram), sram

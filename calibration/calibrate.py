@@ -56,13 +56,14 @@ def _errors_json(errs: list[evaluate.ClassError]) -> dict:
 def calibrate(source: MeasurementSource, board_id: str, db_path: str | Path, *,
               budget: int | None = None, variant: str | None = None, seed: int = 0,
               k: int = 5, inner_k: int = 3, workers: int | None = None,
-              include_db_atoms: bool = True,
+              include_db_atoms: bool = True, firmware_hash: str | None = None,
               progress: Callable[[int, int], None] | None = None) -> Calibration:
     """Calibrate ``board_id`` against ``source``; see the module docstring.
 
     With ``include_db_atoms`` every atom the AtomDB already holds for the board (e.g. from a
     sweep) is run with the traffic counter too, so it gets a calibrated latency; otherwise
-    only the measured atoms are."""
+    only the measured atoms are. ``firmware_hash`` names the firmware the board ran (a serial
+    board runs the harness ELF; a CSV's firmware is not known: the emulated one's is kept)."""
     from atomsim.profiling.profiler import DEFAULT_VARIANT
 
     variant = variant or DEFAULT_VARIANT
@@ -124,12 +125,12 @@ def calibrate(source: MeasurementSource, board_id: str, db_path: str | Path, *,
     cal = Calibration(cal_id, board_id, source, len(fit_rows), model, errs, base_errs, frame,
                       oom, not_emulated, errors)
     with AtomDB.open(db_path) as db:
-        _record(db, cal, variant, created, first, board.clock_hz, budget)
+        _record(db, cal, variant, created, first, board.clock_hz, budget, firmware_hash)
     return cal
 
 
 def _record(db: AtomDB, cal: Calibration, variant: str, created: str, first, clock_hz: int,
-            budget: int | None) -> None:
+            budget: int | None, firmware_hash: str | None = None) -> None:
     conn = store.connection(db)
     measured = {match_key(m.atom): m for m in cal.source.measurements}
     with db.transaction():
@@ -144,7 +145,7 @@ def _record(db: AtomDB, cal: Calibration, variant: str, created: str, first, clo
              json.dumps({"held_back": "budget: unselected rows" if budget else "K-fold CV",
                          "model": _errors_json(cal.errors),
                          "shape_baseline": _errors_json(cal.baseline_errors)}),
-             first.firmware_hash if first else None,
+             firmware_hash or (first.firmware_hash if first else None),
              first.timing_model_version if first else None,
              first.emulator_version if first else None, created))
         rows = []

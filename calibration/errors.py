@@ -10,17 +10,3 @@ class CalibrationError(AtomSimError):
 
     exit_code = 20
     status = "calibration-error"
-
-
-class SerialBackendNotBuilt(AtomSimError):
-    """Measuring on a physical board over a serial port is not implemented yet."""
-
-    exit_code = 21
-    status = "serial-backend-not-built"
-
-    def __init__(self, port: str):
-        self.port = port
-        super().__init__(
-            f"calibrating over a serial port ({port}) is not built yet: the harness protocol "
-            "over the console USART and its pyserial host side are a later step. Measure "
-            "elsewhere and use `atomsim calibrate --from-csv FILE --board B` meanwhile.")

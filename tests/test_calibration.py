@@ -271,12 +271,22 @@ def _atomsim(*args):
 
 
 @pytest.mark.unit
-def test_cli_serial_port_says_it_is_not_built():
-    from calibration.errors import SerialBackendNotBuilt
+def test_cli_serial_port_bad_input_is_a_named_error(tmp_path):
+    from calibration.serial.errors import BoardDisconnected
 
-    p = _atomsim("calibrate", "--port", "/dev/ttyACM0", "--board", BOARD, "--budget", "25")
-    assert p.returncode == SerialBackendNotBuilt.exit_code
-    assert "not built yet" in p.stderr and "Traceback" not in p.stderr
+    db = str(tmp_path / "db.sqlite")
+    p = _atomsim("calibrate", "--port", str(tmp_path / "ttyNONE"), "--board", BOARD,
+                 "--db", db, "--budget", "10")
+    assert p.returncode == BoardDisconnected.exit_code and "ttyNONE" in p.stderr
+    assert "Traceback" not in p.stderr and not (tmp_path / "db.sqlite").exists()
+    p = _atomsim("calibrate", "--port", "/dev/null", "--from-csv", "x.csv", "--board", BOARD,
+                 "--db", db)
+    assert p.returncode == ConfigError.exit_code and "not both" in p.stderr
+    p = _atomsim("calibrate", "--port", "/dev/null", "--board", BOARD)
+    assert p.returncode == ConfigError.exit_code and "--db" in p.stderr
+    p = _atomsim("calibrate", "--port", "/dev/null", "--board", BOARD, "--db", db,
+                 "--space", "nosuch")
+    assert p.returncode == ConfigError.exit_code and "nosuch" in p.stderr
 
 
 @pytest.mark.unit

@@ -181,7 +181,7 @@ def comparison_rows(result: DeployResult) -> list[tuple[str, str, str, str]]:
             return (name, "-", f"{meas / scale:,.1f} {unit}", "-")
         diff = meas - pred
         return (name, f"{pred / scale:,.1f} {unit}", f"{meas / scale:,.1f} {unit}",
-                f"{diff / scale:+,.1f} {unit} ({100 * diff / pred:+.1f} %)")
+                f"{diff / scale:+,.1f} {unit} {100 * diff / pred:+.1f} %")
 
     return [
         row("MACs", None if p is None else p.macs, result.macs, "M", 1e6),
@@ -200,7 +200,7 @@ def print_result(result: DeployResult, console=None) -> None:
     table = Table(title=f"deployed on the emulated {result.board}: search prediction vs "
                         "measured")
     for col in ("figure", "predicted (search)", "measured (board)", "difference"):
-        table.add_column(col, justify="left" if col == "figure" else "right")
+        table.add_column(col, justify="left" if col == "figure" else "right", no_wrap=True)
     for r in comparison_rows(result):
         table.add_row(*r)
     console.print(table)

@@ -39,6 +39,10 @@ BODY = """
     add r10, sp, r3, lsr #30
     ldr r11, [r10]
     str r4, [sp, #8]
+    add r12, r12, #1
+    ldr r2, [sp]
+    add r12, r12, #1
+    smlad r3, r1, r2, r3
 """
 CPU = {"stm32f412": "cortex-m4", "stm32h743": "cortex-m7", "stm32f746": "cortex-m7"}
 
@@ -98,6 +102,18 @@ def test_cut_blocks_telescope_to_the_uncut_cost(tmp_path, model, cpu):
             last = model.block(pieces[-1])
             assert fall + last.cost_fall == whole.cost_fall, (i, j)
             assert fall + last.cost_taken == whole.cost_taken, (i, j)
+
+
+def test_a_cut_can_cost_less_than_nothing_and_the_run_still_adds_up(tmp_path):
+    """Greedy in-order pairing: one instruction in front of ``ldr; add; smlad`` lets the
+    load pair with it and the MAC pair with the add, which saves the MAC's load stall. The
+    cut block's fall-through cost is then negative, and the run's total stays exact."""
+    model = CortexM7Model()
+    insns = _decode(tmp_path, "cortex-m7", "add r12, r12, #1\n ldr r2, [sp]\n"
+                    "add r12, r12, #1\n smlad r3, r1, r2, r3\n subs r0, #1\n bne .-16")
+    cut = in_context(model, insns[:1], insns)
+    assert cut.cost_fall < 0
+    assert cut.cost_fall + model.block(insns[1:]).cost_fall == model.block(insns).cost_fall
 
 
 def test_a_cut_block_that_pairs_across_the_cut_is_cheaper_in_context(tmp_path):

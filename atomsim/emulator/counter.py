@@ -33,7 +33,7 @@ STOP_RUNNING, STOP_BUDGET, STOP_HALT, STOP_DESCRIBE, STOP_NOMEM, STOP_CYCLES = r
 class BlockDesc(ctypes.Structure):
     """What the timing model says about one block (mirrors ``asb_desc_t``)."""
 
-    _fields_ = [("n_insn", ctypes.c_uint32), ("cost_fall", ctypes.c_uint32),
+    _fields_ = [("n_insn", ctypes.c_uint32), ("cost_fall", ctypes.c_int32),
                 ("cost_taken", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
 
 

@@ -19,7 +19,9 @@
 /* What the timing model says about one block (filled by the describe callback). */
 typedef struct {
     uint32_t n_insn;     /* instructions in the block */
-    uint32_t cost_fall;  /* cycles when the block is left by falling through */
+    /* cycles when the block is left by falling through; signed: a block the emulator cut is
+     * charged its marginal cost in front of the code it falls into, which can be -1 */
+    int32_t cost_fall;
     uint32_t cost_taken; /* cycles when it is left by a taken branch */
     uint32_t flags;      /* ASB_FLAG_* */
 } asb_desc_t;

@@ -102,8 +102,11 @@ def in_context(model: TimingModel, insns: Sequence[capstone.CsInsn],
     ``cost(block + F) - cost(F)``: what the block adds in front of that code, pairs and stalls
     across the cut included. Along a chain of cut blocks these telescope, so the run costs
     exactly what it costs as one block, wherever the cuts are; a block entered by a branch
-    still costs its own run from there. The taken cost (used when an exception is taken at
-    the cut) stays the block's own.
+    still costs its own run from there. The difference can be negative (by a cycle or so):
+    in-order issue is greedy, and one more instruction in front can shift the pairing of
+    what follows to a cheaper one; the native counter takes a signed fall-through cost so
+    that the sum stays exact. The taken cost (used when an exception is taken at the cut)
+    stays the block's own.
     """
     alone = model.block(insns)
     if not insns or writes_pc(insns[-1]):
@@ -117,7 +120,7 @@ def in_context(model: TimingModel, insns: Sequence[capstone.CsInsn],
         if writes_pc(insn):
             break
     joined = model.block([*stream[:n], *follow]).cost_fall - model.block(follow).cost_fall
-    return BlockTiming(alone.n_insn, max(joined, 0), alone.cost_taken, alone.flags)
+    return BlockTiming(alone.n_insn, joined, alone.cost_taken, alone.flags)
 
 
 def model_for(core: str) -> TimingModel:

@@ -64,15 +64,17 @@ def journal_path(db_path: str | Path, board_id: str) -> Path:
     return db_path.with_name(f"{db_path.name}.{board_id}.serial.jsonl")
 
 
-def candidates(db: AtomDB, board_id: str, variant: str, space: str | None) -> list[Atom]:
-    """The atoms to choose from: a named space, or the AtomDB's emulated atoms of the board."""
+def candidates(db: AtomDB, board_id: str, variant: str, space: str | None,
+               classes: tuple[str, ...] | None = None) -> list[Atom]:
+    """The atoms to choose from: a named space, or the AtomDB's emulated atoms of the board
+    (of the given classes only, when ``classes`` is given)."""
     if space:
         from atomsim.nn.spaces import get_space
 
         atoms = get_space(space)
     else:
         atoms = [m.atom for m in db.measurements(board_id, variant=variant, source="emulator")]
-    atoms = list({a.key: a for a in atoms}.values())
+    atoms = [a for a in {a.key: a for a in atoms}.values() if not classes or a.type in classes]
     if not atoms:
         raise CalibrationError(
             f"{db.path} holds no emulated atom of {board_id} (variant {variant}) to choose "
@@ -88,10 +90,12 @@ def _atom(fields: dict) -> Atom:
 
 def plan_atoms(db_path: str | Path, board_id: str, budget: int, *, variant: str,
                space: str | None, seed: int, plan: Path, workers: int | None = None,
+               classes: tuple[str, ...] | None = None,
                progress: Callable[[int, int], None] | None = None) -> list[Atom]:
     """The atoms to measure; reused from ``plan`` when it was made with the same settings."""
     settings = {"version": PLAN_VERSION, "board": board_id, "variant": variant,
-                "budget": budget, "space": space, "seed": seed}
+                "budget": budget, "space": space, "seed": seed,
+                "classes": sorted(classes) if classes else None}
     if plan.is_file():
         try:
             saved = json.loads(plan.read_text())
@@ -100,7 +104,7 @@ def plan_atoms(db_path: str | Path, board_id: str, budget: int, *, variant: str,
         if isinstance(saved, dict) and saved.get("settings") == settings:
             return [_atom(a) for a in saved["atoms"]]
     with AtomDB.open(db_path) as db:
-        pool = preselect(candidates(db, board_id, variant, space), POOL_PER_POINT * budget,
+        pool = preselect(candidates(db, board_id, variant, space, classes), POOL_PER_POINT * budget,
                          seed)
         features.collect(db, board_id, pool, variant=variant, workers=workers,
                          progress=progress)
@@ -125,6 +129,7 @@ def calibrate_on_port(board_id: str, port: str, db_path: str | Path, *, budget: 
                       journal: str | Path | None = None, flash: bool = False,
                       variant: str | None = None, seed: int = 0, workers: int | None = None,
                       include_db_atoms: bool = True, settings=None,
+                      classes: tuple[str, ...] | None = None,
                       say: Callable[[str], None] = print) -> PortCalibration:
     """Pick, measure (resumably), fit and record; see the module docstring."""
     from atomsim.profiling.profiler import DEFAULT_VARIANT, harness_elf
@@ -145,7 +150,7 @@ def calibrate_on_port(board_id: str, port: str, db_path: str | Path, *, budget: 
     plan = journal.with_name(journal.name + ".plan.json")
     say(f"choosing {budget} atoms of {space or 'the AtomDB'} for {board_id} …")
     atoms = plan_atoms(db_path, board_id, budget, variant=variant, space=space, seed=seed,
-                       plan=plan, workers=workers)
+                       plan=plan, workers=workers, classes=classes)
     elf = harness_elf(board, variant)
     if flash:
         message = flash_elf(elf)

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     board = "stm32h743"
     limits = Limits(H743[0] / SCALE, H743[1] // SCALE, H743[2] // SCALE)
     n_train, epochs = (2000, 1) if args.quick else (5000, 2)
-    n_board = args.images or (20 if args.quick else 100)
+    n_board = args.images or (20 if args.quick else 50)
     torch.set_num_threads(1)  # 2 shared cores: one thread is faster and deterministic
     t_all = time.perf_counter()
     try:

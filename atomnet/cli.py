@@ -114,6 +114,12 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError("atomnet needs PyTorch: pip install -e '.[atomnet]' (the CPU wheel "
                           "torch==2.13.0)") from exc
+    for flag in ("limit", "test_limit", "calibration_images", "epochs", "batch_size"):
+        value = getattr(args, flag, None)  # a negative count sliced the data from the end
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if getattr(args, "qat_epochs", 0) < 0:
+        raise ConfigError(f"--qat-epochs must be >= 0, got {args.qat_epochs}")
     return {"train": _train, "quantize": _quantize, "export": _export,
             "summary": _summary, "deploy": _deploy}[args.atomnet_command](args)
 
@@ -166,6 +172,12 @@ def _train(args) -> int:
         torch.set_num_threads(args.threads)
     r = config.input_resolution
     data = load_dataset(args.data, "train", r, args.limit)
+    if len(data.classes) > config.num_classes:
+        raise ConfigError(f"{args.stage_config}: num_classes is {config.num_classes} but "
+                          f"{args.data} has {len(data.classes)} classes")
+    from atomsim.core.paths import writable_dir
+
+    writable_dir(args.checkpoint_dir, f"--checkpoint-dir {args.checkpoint_dir}")  # before work
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, base_lr=args.base_lr,
                       weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                       seed=args.seed, device=args.device)
@@ -180,11 +192,21 @@ def _train(args) -> int:
     return 0
 
 
+def _check_out(path: Path, what: str) -> None:
+    """``path`` can be written as a file (checked before the work that makes it)."""
+    from atomsim.core.paths import writable_dir
+
+    if path.is_dir():
+        raise ConfigError(f"{what} {path}: is a directory; name a file")
+    writable_dir(path.parent, f"{what} {path}")
+
+
 def _quantize(args) -> int:
     from atomnet.data import load_dataset
     from atomnet.quantize import evaluate_int8, post_training_quantize
     from atomnet.train import evaluate, model_from_checkpoint
 
+    _check_out(args.out, "--out")
     model = model_from_checkpoint(args.checkpoint)
     r = model.config.input_resolution
     calib = load_dataset(args.data, "train", r, args.calibration_images)
@@ -211,6 +233,7 @@ def _export(args) -> int:
     from atomnet.export_tflite import export_tflite
     from atomnet.quantize import QModel
 
+    _check_out(args.out, "--out")
     path = export_tflite(QModel.load(args.qmodel), args.out)
     size = path.stat().st_size
     _emit(args, {"out": str(path), "bytes": size}, f"wrote {path} ({size:,} bytes)")
@@ -229,6 +252,12 @@ def _search(args) -> int:
             raise ConfigError(f"--{what}: expected comma-separated integers, got {text!r}"
                               ) from None
 
+    _check_out(args.out, "--out")
+    if args.budget < 1:
+        raise ConfigError(f"--budget must be >= 1 candidate, got {args.budget}")
+    if not 0 < args.time_limit < float("inf"):  # also NaN
+        raise ConfigError(f"--time-limit must be a positive number of seconds, got "
+                          f"{args.time_limit}")
     quiet = getattr(args, "json", False)
     space = get_space(args.space, num_classes=args.num_classes,
                       kernels=ints(args.kernels, "kernels"),
@@ -304,6 +333,7 @@ def _deploy(args) -> int:
 
     if args.images < 1:
         raise ConfigError(f"--images must be >= 1, got {args.images}")
+    predicted = _predicted(args.search) if args.search is not None else None  # before work
     qmodel, buf = load_model(args.model, args.qmodel)
     resolution = qmodel.resolution if qmodel is not None else None
     if resolution is None:
@@ -317,8 +347,8 @@ def _deploy(args) -> int:
                     qmodel=qmodel, tflite=buf, variant=args.variant,
                     log=(lambda _m: None) if quiet else
                     (lambda m: console.print(m, highlight=False)))
-    if args.search is not None:
-        result.predicted = _predicted(args.search)
+    if predicted is not None:
+        result.predicted = predicted
     if quiet:
         print_json(result.to_dict())
     else:

@@ -10,6 +10,7 @@ the monitor subset and what differs from Renode.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -91,7 +92,7 @@ class AtomSimLibrary:
     # -- Renode: UART -----------------------------------------------------------------------
     def set_default_uart_timeout(self, timeout: float) -> None:
         """Timeout, in emulated seconds, of testers created without one."""
-        self.default_uart_timeout = float(timeout)
+        self.default_uart_timeout = _seconds(timeout)
 
     def create_terminal_tester(
             self, uart: str, timeout: float | None = None, machine: str | None = None,
@@ -117,7 +118,7 @@ class AtomSimLibrary:
                               f"UARTs: {', '.join('sysbus.' + u for u in uarts)}")
         self.default_wait_for_echo = True if defaultWaitForEcho is None else defaultWaitForEcho
         self.default_match_next_line = bool(defaultMatchNextLine)
-        seconds = self.default_uart_timeout if timeout is None else float(timeout)
+        seconds = self.default_uart_timeout if timeout is None else _seconds(timeout)
         self.testers.append(TerminalTester(slot, name, seconds))
         return len(self.testers) - 1
 
@@ -154,7 +155,7 @@ class AtomSimLibrary:
         """Fail if a line containing ``content`` appears within ``timeout`` emulated seconds
         (or before the firmware stops)."""
         tester = self._tester(testerId)
-        seconds = tester.timeout if timeout is None else float(timeout)
+        seconds = tester.timeout if timeout is None else _seconds(timeout)
         hits: list[TerminalTesterResult] = []
         self._require_started(f"absence of >>{content}<<")
         self.emulation.advance(seconds, lambda: _found(hits, tester.match(
@@ -299,7 +300,7 @@ class AtomSimLibrary:
 
     def _wait(self, tester: TerminalTester, timeout: float | None, what: str,
               attempt: Callable[[], T | None]) -> T:
-        seconds = tester.timeout if timeout is None else float(timeout)
+        seconds = tester.timeout if timeout is None else _seconds(timeout)
         hits: list[T] = []
         self._require_started(what)
         outcome = self._monitor(lambda: self.emulation.advance(
@@ -307,6 +308,15 @@ class AtomSimLibrary:
         if hits:
             return hits[0]
         raise AssertionError(_failure(tester, what, seconds, outcome))
+
+
+def _seconds(timeout: float) -> float:
+    """A UART timeout in emulated seconds: finite and not negative (-5 waited nothing)."""
+    seconds = float(timeout)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigError(f"timeout={timeout}: a UART timeout is a finite number of emulated "
+                          "seconds >= 0")
+    return seconds
 
 
 def _found(hits: list, value) -> bool:

@@ -315,3 +315,23 @@ def test_a_scheduler_that_accepts_and_never_speaks_times_out(tmp_path):
         server.close()
     assert time.monotonic() - started < 10
     assert not (tmp_path / "s.db").exists()  # nothing measured, nothing created
+
+
+@pytest.mark.firmware
+def test_a_measured_csv_in_the_papers_layout_sweeps_as_given(tmp_path):
+    """A board's measurement file (latency_min_ms, latency_max_ms, repeats columns) is a valid
+    --atoms file: those columns are known and ignored, not reported as misspelt."""
+    from atomsim.core.paths import shared_data_dir
+
+    src = shared_data_dir() / "atomdb-h743-calibration.csv"
+    if not src.exists():
+        pytest.skip("../shared/data/atomdb-h743-calibration.csv is absent")
+    lines = src.read_text().splitlines()
+    atoms = tmp_path / "measured.csv"
+    atoms.write_text("\n".join(lines[:4]) + "\n")  # header + three measured atoms
+    db = tmp_path / "atoms.db"
+    proc = subprocess.run([sys.executable, "-m", "atomsim.cli", "sweep", "--board", "stm32h743",
+                           "--atoms", str(atoms), "--db", str(db), "--workers", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 measured" in proc.stdout + proc.stderr

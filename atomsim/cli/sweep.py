@@ -27,7 +27,7 @@ def load_atoms(spec: str):
     from pathlib import Path
 
     from atomsim.core.errors import ConfigError
-    from atomsim.db.tables import EXPORT_COLUMNS
+    from atomsim.db.tables import ALSO_KNOWN_COLUMNS, EXPORT_COLUMNS
     from atomsim.nn.atoms import Atom
     from atomsim.nn.spaces import get_space
 
@@ -38,7 +38,9 @@ def load_atoms(spec: str):
         raise ConfigError(f"--atoms {path} is a directory; give a CSV file or a space name")
     if not path.exists():
         raise ConfigError(f"atoms file not found: {path}")
-    known = {f.name for f in fields(Atom)} | set(EXPORT_COLUMNS) | {"atom", "conv_type"}
+    # a measured CSV in the paper's layout (e.g. a board's calibration file) sweeps too: its
+    # measurement columns are known and ignored here
+    known = {f.name for f in fields(Atom)} | set(EXPORT_COLUMNS) | set(ALSO_KNOWN_COLUMNS)
     atoms = []
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:

@@ -43,7 +43,7 @@ _SHAPE = ("c_in", "h_in", "w_in", "c_out", "h_out", "w_out")
 _DIMENSIONS = ("groups", *_SHAPE, "k1", "k2", "stride")
 MAX_DIMENSION = 2**31 - 1  # the harness's int32 dimension fields
 # Columns of other layouts that import understands (or knowingly ignores).
-_ALSO_KNOWN = ("atom", "conv_type", "latency", "latency_min_ms", "latency_max_ms", "repeats",
+ALSO_KNOWN_COLUMNS = ("atom", "conv_type", "latency", "latency_min_ms", "latency_max_ms", "repeats",
                "MACs/latency")
 _INT_COLUMNS = ("cycles", "instructions", "sram_bytes", "flash_bytes")
 _TEXT_COLUMNS = ("firmware_hash", "timing_model_version", "emulator_version", "calibration_id",
@@ -213,7 +213,7 @@ def _number(value: Any, path: Path, row: int, column: str) -> float:
 
 
 def _check_columns(path: Path, columns: list[str]) -> None:
-    known = (*EXPORT_COLUMNS, *_ALSO_KNOWN)
+    known = (*EXPORT_COLUMNS, *ALSO_KNOWN_COLUMNS)
     unknown = [c for c in columns if c not in known]
     if unknown:
         raise UnknownColumn(path, unknown, known)

@@ -138,12 +138,12 @@ def test_a_network_too_big_for_the_board_is_an_oom_before_any_build():
         build_network(g, get_board("stm32f746"))
 
 
-# Whole network vs sum of atoms. On the cache-less Cortex-M4 (F412) the deviation is the
-# paper's < 0.1 %. On the Cortex-M7 boards the D-cache model makes a kernel's cycles depend on
-# where its tensors sit (the harness and the network place them differently), so single layers
-# differ by a few per cent; the bound there guards against regressions, the figures are in
-# docs/networks.md.
-ADDITIVITY_BOUND = {"stm32f412": (0.001, 0.01), "stm32h743": (0.03, 0.05)}
+# Whole network vs sum of atoms: the paper's < 0.1 % on both cores. The same kernel code sits
+# at other addresses in the harness and in the network image; the timing models do not depend
+# on where code sits (a block the emulator cuts at a 1 KB page is costed in its run, see
+# tests/test_timing_placement.py), so what is left is the call overhead, the same few cycles
+# per layer (hence the looser bound per layer: the FC layer has under 2,000 cycles).
+ADDITIVITY_BOUND = {"stm32f412": (0.001, 0.01), "stm32h743": (0.001, 0.01)}
 
 
 @pytest.mark.parametrize("board", sorted(ADDITIVITY_BOUND))

@@ -177,7 +177,10 @@ def _train(args) -> int:
                           f"{args.data} has {len(data.classes)} classes")
     from atomsim.core.paths import writable_dir
 
-    writable_dir(args.checkpoint_dir, f"--checkpoint-dir {args.checkpoint_dir}")  # before work
+    existing = args.checkpoint_dir  # checked before any work, created by train only
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    writable_dir(existing, f"--checkpoint-dir {args.checkpoint_dir}")
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, base_lr=args.base_lr,
                       weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                       seed=args.seed, device=args.device)

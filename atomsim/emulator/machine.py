@@ -69,8 +69,8 @@ from atomsim.emulator.peripherals.scs import (
 from atomsim.emulator.sitecheck import SiteChecks
 from atomsim.emulator.timing import (
     FOLLOW_BYTES,
+    block_timing,
     decode,
-    in_context,
     model_for,
     writes_pc,
 )
@@ -294,6 +294,7 @@ class Machine:
                                 insn.address, CFSR_NOCP)
                     break
         decoded = sum(i.size for i in insns)
+        ahead = None
         if insns and decoded == size and not writes_pc(insns[-1]):
             # Cut by the emulator (page boundary, instruction limit), not by the code: cost
             # it in the straight-line run it falls into (see timing.in_context).
@@ -301,9 +302,7 @@ class Machine:
             room = next((hi + 1 - end for lo, hi, _ in self.uc.mem_regions() if lo <= end <= hi),
                         0)
             ahead = bytes(self.uc.mem_read(end, min(room, FOLLOW_BYTES))) if room > 0 else b""
-            t = in_context(self.timing, insns, decode(code + ahead, addr))
-        else:
-            t = self.timing.block(insns)
+        t = block_timing(self.timing, addr, code, insns, ahead)
         extra = 1 if decoded < size else 0  # an undecodable tail instruction (it will fault)
         key = (addr, code)
         if key not in _ALIGN_CACHE:

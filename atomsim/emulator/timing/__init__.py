@@ -123,6 +123,25 @@ def in_context(model: TimingModel, insns: Sequence[capstone.CsInsn],
     return BlockTiming(alone.n_insn, joined, alone.cost_taken, alone.flags)
 
 
+_TIMINGS: dict[tuple[str, int, bytes, bytes | None], BlockTiming] = {}
+
+
+def block_timing(model: TimingModel, address: int, code: bytes,
+                 insns: Sequence[capstone.CsInsn], ahead: bytes | None) -> BlockTiming:
+    """The timing of the block ``code`` at ``address`` (decoded: ``insns``), memoised per
+    model version and bytes, since every run of a firmware (a profiler resets the machine per
+    atom) describes the same blocks again. ``ahead``: the bytes after a block that the
+    emulator cut (costed :func:`in_context`), None for a block that ends where its code does.
+    """
+    key = (model.version, address, code, ahead)
+    t = _TIMINGS.get(key)
+    if t is None:
+        t = model.block(insns) if ahead is None else \
+            in_context(model, insns, decode(code + ahead, address))
+        _TIMINGS[key] = t
+    return t
+
+
 def model_for(core: str) -> TimingModel:
     """The default timing model for a core name from the board data."""
     from atomsim.emulator.timing.cortex_m4 import CortexM4Model

@@ -533,8 +533,10 @@ class Evaluator:
             mem = plan(self.graph(cand), board_banks(self.board), variant=self.variant)
         except DoesNotFit as exc:
             return None, str(exc)
-        arena = max((p.offset + p.size for p in mem.placements), default=0)
-        arena = (arena + 7) & ~7
+        ends: dict[str, int] = {}  # per bank: end of its highest buffer (scratch included)
+        for p in mem.placements:
+            ends[p.bank] = max(ends.get(p.bank, 0), p.offset + p.size)
+        arena = sum((end + 7) & ~7 for end in ends.values())  # as the firmware sizes them
         rt = self.runtime
         return arena + rt.static_bytes + rt.stack_bytes, ""
 

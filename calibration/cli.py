@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
                           f"{', '.join(VARIANTS)}")
     if args.budget is not None and args.budget < 3:
         raise CalibrationError(f"--budget {args.budget}: at least 3 points are needed")
+    _check_board_column(args.from_csv, args.board)
     cal = calibrate(read_csv(args.from_csv), args.board, args.db, budget=args.budget,
                     variant=args.variant, seed=args.seed, workers=args.workers,
                     include_db_atoms=not args.measured_only)
@@ -103,6 +104,24 @@ def run(args: argparse.Namespace) -> int:
         _print_json({"calibration": record, "png": str(png) if png else None,
                      "oom": [o.atom.key for o in cal.oom], "not_emulated": cal.not_emulated})
     return 0
+
+
+def _check_board_column(path: Path, board: str) -> None:
+    """A CSV with a ``board`` column (``db export`` writes one) must be of ``--board``: rows
+    measured on another board would calibrate this one silently wrong."""
+    import csv
+
+    from atomsim.core.errors import ConfigError
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            boards = {row.get("board") for row in csv.DictReader(f)} - {None, ""}
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return  # read_csv names what is wrong with the file
+    others = sorted(boards - {board})
+    if others:
+        raise ConfigError(f"{path}: its board column says {', '.join(others)}, not --board "
+                          f"{board}; calibrate each board with its own measurements")
 
 
 def _run_port(args: argparse.Namespace, as_json: bool) -> int:

@@ -1,4 +1,4 @@
-"""``atomsim atomnet train | quantize | export | summary``: the AtomNet verbs (atomsim.verbs).
+"""``atomsim atomnet train | quantize | export | summary | search | deploy``: the AtomNet verbs.
 
     atomsim atomnet train CONFIG.json --data fashion-mnist --epochs 5 --checkpoint-dir ck/
     atomsim atomnet quantize ck/last.pt --data fashion-mnist --out model.q
@@ -22,7 +22,8 @@ from atomsim.core.errors import ConfigError
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``atomnet`` verb and its sub-commands."""
-    parser = verb_parser(subparsers, "atomnet", "train, quantize and export AtomNet models")
+    parser = verb_parser(subparsers, "atomnet",
+                         "search, train, quantize, export and deploy AtomNet models")
     sub = parser.add_subparsers(dest="atomnet_command", required=True, metavar="COMMAND")
 
     def data_options(p: argparse.ArgumentParser) -> None:
@@ -261,6 +262,9 @@ def _search(args) -> int:
     if not 0 < args.time_limit < float("inf"):  # also NaN
         raise ConfigError(f"--time-limit must be a positive number of seconds, got "
                           f"{args.time_limit}")
+    for flag, value in (("--sram-kb", args.sram_kb), ("--flash-kb", args.flash_kb)):
+        if not -float("inf") < value < float("inf"):  # NaN too: int() of it was a ValueError
+            raise ConfigError(f"{flag} must be a finite number, got {value}")
     quiet = getattr(args, "json", False)
     space = get_space(args.space, num_classes=args.num_classes,
                       kernels=ints(args.kernels, "kernels"),

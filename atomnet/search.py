@@ -148,12 +148,13 @@ def _array_bytes(graph: Graph) -> int:
     return total
 
 
-def block_cost(key: tuple) -> BlockCost:
-    """The :class:`BlockCost` of ``key`` = (block, c_in, h, c_out, e, k, stride, se)."""
+def block_cost(key: tuple, variant: str = "reference") -> BlockCost:
+    """The :class:`BlockCost` of ``key`` = (block, c_in, h, c_out, e, k, stride, se); the
+    scratch is that of kernel ``variant``."""
     from atomsim.nn.planner import _buffers  # noqa: PLC2701 - the planner's own buffer list
 
     graph, y = _block_graph(key)
-    mem = plan(graph, [Bank("all", 1 << 40)])
+    mem = plan(graph, [Bank("all", 1 << 40)], variant=variant)
     act = [live - s for live, s in zip(mem.live_bytes, mem.scratch_per_op, strict=True)]
     atoms = tuple(a.key for a in graph.atoms())
     layers = sum(1 for op in graph.ops if op.kind != "reshape")
@@ -393,7 +394,7 @@ class Evaluator:
         keys = self._block_keys()
         for key in keys:
             if key not in self.blocks:
-                self.blocks[key] = block_cost(key)
+                self.blocks[key] = block_cost(key, self.variant)
         atom_keys = sorted({a for key in keys for a in self.blocks[key].atoms})
         t_fill = time.perf_counter()
         with AtomDB.open(self.db_path) as db:

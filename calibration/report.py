@@ -106,6 +106,11 @@ def report(db_path: str | Path, calibration_id: str | None = None, board: str | 
     """Print the error table (rich) and write the PNG; returns the record and the PNG path."""
     from rich.console import Console
 
+    with AtomDB.open(db_path, must_exist=True, readonly=True) as db:  # a report never writes
+        tables = {row[0] for row in store.connection(db).execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "calibrations" not in tables:
+        raise CalibrationError(f"{db_path} holds no calibration")
     with AtomDB.open(db_path, must_exist=True) as db:
         cid = calibration_id or latest_id(db, board)
         record = load_record(db, cid)

@@ -26,13 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from badinput import nn_recipes
+
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "cases.toml"
 ATOMSIM = Path(sys.executable).with_name("atomsim")  # the installed console script
 RESULTS = HERE.parents[1] / "build" / "badinput" / "results.json"
 PARALLEL = 3  # cases at a time: most of a case is process start-up and waiting
 KEYS = {"name", "verb", "args", "files", "env", "exit", "error", "words", "not_words", "expect",
-        "fault",
+        "fault", "robot", "needs",
         "fault_after_rows", "lock", "lock_seconds", "file_size_limit", "timeout", "why"}
 
 
@@ -165,6 +167,7 @@ def make(spec: dict[str, Any], placeholder: str, folder: Path) -> str:
         folder = folder / f"{placeholder}-dir"
         folder.mkdir()
     path = folder / spec.get("file", _DEFAULT_NAMES.get(recipe, placeholder))
+    path.parent.mkdir(parents=True, exist_ok=True)  # a file may name a sub-folder: ck/last.pt
     if recipe == "atomdb":
         _atomdb(path, spec.get("rows", 3), spec.get("boards"), spec.get("source", "emulator"))
     elif recipe == "atomdb_version":
@@ -224,7 +227,7 @@ def make(spec: dict[str, Any], placeholder: str, folder: Path) -> str:
         with socket.create_server(("127.0.0.1", 0)) as probe:
             port = probe.getsockname()[1]
         return f"tcp://127.0.0.1:{port}"
-    else:
+    elif nn_recipes.make(recipe, spec, path) is None:
         raise AssertionError(f"unknown recipe {recipe!r}")
     if spec.get("mode") is not None:
         path.chmod(spec["mode"])
@@ -244,7 +247,7 @@ def _digest(path: Path) -> str | None:
 def _db_facts(path: Path) -> dict[str, Any]:
     """Rows, failures, sources, schema version, journal mode of an AtomDB (read-only)."""
     if not path.is_file():
-        return {"exists": False}
+        return {"exists": path.exists()}  # a folder (a checkpoint dir) exists too
     facts: dict[str, Any] = {"exists": True}
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
@@ -310,6 +313,8 @@ class Outcome:
     before: dict[str, str | None] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
+    skipped: str | None = None  # why the case cannot run here (see ``needs``)
+    robot: tuple[str, str] | None = None  # (status, message) of a Robot case's test
 
     def transcript(self) -> str:
         """The command and its output, for a failure message."""
@@ -341,7 +346,9 @@ def _hold_lock(path: str, seconds: float | None) -> subprocess.Popen:
 def run_case(case: dict[str, Any], folder: Path) -> Outcome:
     """Make the files, run the command (or the fault scenario), observe the database."""
     folder.mkdir(parents=True)
-    out = Outcome(case)
+    out = Outcome(case, skipped=nn_recipes.unmet(case))
+    if out.skipped:
+        return out
     ctx = {"tmp": str(folder)}
     holder = None
     try:
@@ -350,7 +357,8 @@ def run_case(case: dict[str, Any], folder: Path) -> Outcome:
         out.paths = ctx
         for placeholder in case.get("expect", {}):
             out.before[placeholder] = _digest(Path(ctx[placeholder]))
-        out.command = [str(ATOMSIM), *(a.format(**ctx) for a in case["args"])]
+        out.command = nn_recipes.robot_command(case, folder) if case.get("robot") else \
+            [str(ATOMSIM), *(a.format(**ctx) for a in case["args"])]
         env = _env(case, ctx)
         if case.get("lock"):
             holder = _hold_lock(ctx[case["lock"]], case.get("lock_seconds"))
@@ -376,6 +384,10 @@ def run_case(case: dict[str, Any], folder: Path) -> Outcome:
                 out.stderr = (exc.stderr or b"").decode(errors="replace") \
                     if isinstance(exc.stderr, bytes) else exc.stderr or ""
         out.seconds = time.monotonic() - started
+        if case.get("robot"):
+            out.robot = nn_recipes.robot_message(folder)
+            if out.robot is not None:  # the whole message, for the words
+                out.stdout += f"\n--- Robot: {out.robot[0]}: {out.robot[1]}\n"
     except Exception as exc:  # noqa: BLE001 - a broken recipe is a failed case, not a crash
         out.problems.append(f"the case could not be set up or run: {type(exc).__name__}: {exc}")
     finally:
@@ -488,7 +500,9 @@ def check(out: Outcome) -> list[str]:
         problems.append("internal error (an exception AtomSim did not name)")
     if out.rc != case["exit"]:
         problems.append(f"exit code {out.rc}, expected {case['exit']}")
-    if case.get("error"):
+    if case.get("robot"):
+        problems += nn_recipes.robot_problems(case, out.robot)
+    elif case.get("error"):
         if "--json" in case["args"]:
             error = _json_error(out.stdout)
             if error is None:
@@ -532,18 +546,22 @@ def _check_db(name: str, want: Any, before: str | None, after: dict[str, Any]) -
 
 
 def _verdict(out: Outcome) -> str:
+    if out.skipped:
+        return "skipped"
     problems = check(out)
     if not problems:
         return "as expected"
     first = problems[0]
     for label in ("hang", "traceback", "internal error", "exit code", "error ", "--json",
-                  "output lacks", "was modified", "holds", "worker"):
+                  "output lacks", "was modified", "holds", "worker", "a Python exception",
+                  "the test ended", "Robot wrote no"):
         if first.startswith(label) or label in first:
             return {"hang": "hang", "traceback": "traceback", "internal error": "internal error",
                     "exit code": "wrong exit code", "error ": "wrong error name",
                     "--json": "no JSON error", "output lacks": "message lacks words",
                     "was modified": "database modified", "holds": "lost or wrong rows",
-                    "worker": "orphaned workers"}[label]
+                    "worker": "orphaned workers", "a Python exception": "traceback",
+                    "the test ended": "wrong exit code", "Robot wrote no": "no result"}[label]
     return "database wrong" if ":" in first else first
 
 
@@ -559,7 +577,7 @@ def summary(results: dict[str, Outcome]) -> str:
         expected[kind] = expected.get(kind, 0) + 1
         verdict = _verdict(out)
         actual[verdict] = actual.get(verdict, 0) + 1
-        if verdict != "as expected":
+        if verdict not in ("as expected", "skipped"):
             failing.append(f"  {name}: {'; '.join(check(out))}")
     lines = [f"bad-input corpus: {len(results)} case(s) run of {len(CASES)} "
              f"({', '.join(f'{v} {n}' for v, n in sorted(by_verb.items()))})",

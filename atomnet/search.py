@@ -296,9 +296,8 @@ def latencies(db: AtomDB, board: str, variant: str, keys: list[str], *,
               calibrated: str = "high") -> LatencySource:
     """Latency per atom key; ``calibrated``: ``high`` (interval upper end), ``mid`` (point
     estimate) or ``off`` (raw emulated)."""
-    from atomsim.db.store import _best  # noqa: PLC2701 - AtomDB's own source ranking
-
-    best = _best(db.measurements(board, variant=variant, source="emulator", keys=keys))
+    best = {m.key: m for m in db.measurements(board, variant=variant, source="emulator",
+                                              keys=keys)}  # one row per key at this filter
     missing = [k for k in keys if k not in best]
     if missing:
         raise SearchError(f"{len(missing)} atoms still missing on {board} (first {missing[0]})")

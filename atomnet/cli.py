@@ -87,6 +87,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     f.add_argument("--budget", type=int, default=200_000, help="candidates (random, evolution)")
     f.add_argument("--time-limit", type=float, default=30.0, help="seconds for the strategy")
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--full-grid", action="store_true",
+                   help="exhaustive over every width (default: every other width)")
     f.add_argument("--latency", default="high", choices=("high", "mid", "off"),
                    help="with a calibration: interval upper end (default), point estimate, or "
                         "off (raw emulated latency)")
@@ -273,7 +275,7 @@ def _search(args) -> int:
     limits = Limits(args.latency_ms, int(args.sram_kb * 1024), int(args.flash_kb * 1024))
     result = search(space, args.board, limits, args.db, strategy=args.strategy,
                     budget=args.budget, time_limit_s=args.time_limit, seed=args.seed,
-                    variant=args.variant, calibrated=args.latency,
+                    full_grid=args.full_grid, variant=args.variant, calibrated=args.latency,
                     log=(lambda _m: None) if quiet else
                     (lambda m: console.print(m, highlight=False)))
     write_config(result.chosen, args.out)

@@ -8,27 +8,29 @@ Objective: MACs (the paper's zero-cost accuracy proxy). Constraints, per candida
   by default the upper end of its interval (so "fits" means fits); atoms the calibration has
   no value for fall back to the raw emulated latency, and the result says how many did.
 * **peak SRAM** = activation arena + kernel scratch + the network runtime's static RAM and
-  stack on that board. During the search the arena is the largest activation set live at any
-  op (the sum over the live buffers, from the memory planner's lifetimes) — a lower bound of
-  any plan's arena, the greedy one included — so no fitting candidate is pruned. The front's
-  points are then planned with the real planner (:func:`atomsim.nn.planner.plan`) and a point
-  whose real plan breaks the limit is replaced by the next point below it.
+  stack on that board. During the search the arena is estimated as the largest arena the
+  planner's greedy rule gives any two consecutive blocks (:func:`pair_arena`, cached per
+  pair); the scratch is the largest of any op for the search's kernel variant. The estimate is
+  not proven (a greedy plan of a chain need not be the max over its pairs); it equalled the
+  real planner on every random candidate checked (benchmarks/search_speed.py), and the front's
+  points are planned with the real planner (:func:`atomsim.nn.planner.plan`) anyway: a point
+  whose plan breaks the limit leaves and the front is taken again from the archive.
 * **Flash** = the firmware's weight arrays (int8 filters, int32 bias, per-channel multiplier
   and shift, the hard-sigmoid table; each rounded up to its 8-byte alignment) + the layer table
   + the runtime code, the last two measured once per board from a small network firmware
   (:func:`runtime_costs`, cached in the AtomDB file).
 
-Block-level costs are cached per (block type, c_in, c_out, resolution, e, k, stride, SE) and
-stage costs per (stage, c_in, resolution, choice), so one candidate costs seven dictionary
-look-ups. Atoms missing from AtomDB are profiled on demand through the sweep machinery
-(:func:`atomsim.profiling.sweep.sweep`) and stored.
+Block-level costs are cached per (block type, c_in, resolution, c_out, e, k, stride, SE), stage
+costs per (stage, c_in, resolution, choice) and arenas per block pair, so one candidate costs a
+dozen dictionary look-ups. Atoms missing from AtomDB are profiled on demand through the sweep
+machinery (:func:`atomsim.profiling.sweep.sweep`) and stored.
 
 Strategies: ``exhaustive`` (depth-first over every candidate of a grid, every other width by
 default, pruning a prefix as soon as its Flash, SRAM or latency alone break a limit — all
 three only grow along the chain), ``random`` and ``evolution`` (regularized evolution, Real et
-al. 2019: a population aged out oldest-first, tournament parents, one mutated gene per child).
-Every strategy feeds one archive that keeps the exact Pareto front (most MACs, least latency)
-of the candidates that meet all three limits.
+al. 2019, one run per resolution: the oldest member leaves, a child of the best of a random
+sample re-draws one to three stage genes). Every strategy feeds one archive (the candidates
+with the most MACs per latency bin, all limits met) from which the Pareto front is taken.
 """
 
 from __future__ import annotations

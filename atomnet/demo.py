@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{board}")
         buf = to_tflite(q)
         (out_dir / "chosen.tflite").write_bytes(buf)
+        q.save(out_dir / "chosen.q")  # for ``atomsim atomnet deploy`` by hand
         x = test_set.int8_inputs(range(n_board))
         dep = deploy(board, x, test_set.labels[:n_board], qmodel=q, tflite=buf,
                      log=lambda m: console.print(m, highlight=False))

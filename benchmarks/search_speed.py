@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from atomnet.search import Evaluator, Limits, search  # noqa: E402
 from atomnet.space import get_space  # noqa: E402
-from atomsim.nn.planner import board_banks, plan  # noqa: E402
+from atomsim.nn.planner import Bank, plan  # noqa: E402
 
 SETTINGS = {  # METHOD.md: the paper's three settings and their latency limits
     "f412": ("stm32f412", 2200.0, 256, 1024),
@@ -80,7 +80,7 @@ def estimate_check(name: str, db: Path, n: int = 400) -> str:
     for _ in range(n):
         c = space.sample(rng)
         est = ev.evaluate(c).arena_bytes
-        mem = plan(ev.graph(c), [type(board_banks(ev.board)[0])("all", 1 << 40)],
+        mem = plan(ev.graph(c), [Bank("all", 1 << 40)],
                    variant=ev.variant)
         real = max(p.offset + p.size for p in mem.placements)
         if est == real or abs(est - real) < 8:

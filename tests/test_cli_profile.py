@@ -77,3 +77,23 @@ def test_budgets_come_from_the_project_file_too(tmp_path, capsys):
     assert code == BudgetExceeded.exit_code
     assert "flash_kb" in capsys.readouterr().err
     assert main(["profile", str(MODEL), "--config", str(toml), "--budget", "flash_kb=400"]) == 0
+
+
+@pytest.mark.firmware
+def test_weights_over_the_flash_are_an_oom_row_before_any_build(tmp_path, capsys):
+    # A stage config whose seeded weights alone (~1.3 MB) exceed the F412's and F746's 1 MB of
+    # flash: those boards show an OOM row naming the flash and the bytes, found before any C
+    # is generated (a huge config used to fail only at link time, after minutes); the H743's
+    # 2 MB flash takes it.
+    cfg = tmp_path / "wide.json"
+    cfg.write_text(json.dumps({
+        "input_resolution": 8, "depth": [1, 1], "out_channel": [16, 1152],
+        "block_type_stage": ["conv", "conv"], "act_stages": ["relu", "relu"],
+        "se_stages": [False, False], "stride_stages": [2, 1], "kernel_size": [3, 3],
+        "expand_ratio": [1, 1], "num_classes": 1000}))
+    code = main(["profile", str(cfg), "--board", "stm32f412,stm32h743", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    by_board = {p["board"]: p for p in out["profiles"]}
+    assert by_board["stm32f412"]["status"] == "oom", by_board["stm32f412"]
+    assert "flash" in by_board["stm32f412"]["message"]
+    assert by_board["stm32h743"]["status"] == "ok" and code == 0

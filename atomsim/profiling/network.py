@@ -31,7 +31,7 @@ import numpy as np
 from elftools.elf.elffile import ELFFile
 
 from atomsim.boards import Board
-from atomsim.core.errors import AtomSimError, ConfigError, FirmwareError
+from atomsim.core.errors import AtomSimError, ConfigError, DoesNotFit, FirmwareError
 from atomsim.core.paths import FIRMWARE_DIR, build_dir
 from atomsim.emulator.machine import Machine
 from atomsim.nn import interpreter, registry
@@ -238,6 +238,12 @@ def build_network(graph: Graph, board: Board, variant: str = DEFAULT_VARIANT, *,
     if not graph.quantized:
         raise ConfigError(f"{graph.name}: the graph has no weights; give it seeded ones "
                           "(lowering.with_random_weights) or load a .tflite")
+    # The weights alone must fit the flash: refuse before generating and compiling megabytes of
+    # C (a huge config otherwise failed only at link time, after minutes).
+    const = sum(t.nbytes for t in graph.tensors if t.const)
+    if const > board.flash.size:
+        raise DoesNotFit("flash", const, board.flash.size,
+                         what=f"{graph.name}'s constant data (weights, bias, tables)")
     banks = board_banks(board)
     # the first bank's guard is inside the linked array (an overflow is a link error); in the
     # other banks the guard follows the planned part, so it is kept free by the plan
@@ -473,13 +479,11 @@ def profile_model(graph: Graph, board: Board, variant: str = DEFAULT_VARIANT, *,
     """Plan, build and run ``graph`` on ``board`` with a seeded random input; per-layer
     figures, totals, a bit-exactness check against the numpy interpreter, and (with ``db``)
     network-level additivity. A network that does not fit is a profile with status "oom"."""
-    from atomsim.nn.planner import ArenaDoesNotFit
-
     common = {"model": graph.name, "board": board.id, "variant": variant,
               "macs": graph.macs(), "params": graph.param_count(), "clock_hz": board.clock_hz}
     try:
         image = build_network(graph, board, variant)
-    except ArenaDoesNotFit as exc:
+    except DoesNotFit as exc:  # the arena (planner), the weights or the linked image
         return BoardProfile(status="oom", message=str(exc), **common)
     x = np.random.default_rng(seed).integers(
         -128, 128, size=graph.tensors[graph.inputs[0]].size).astype(np.int8)

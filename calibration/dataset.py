@@ -39,6 +39,7 @@ def _row(atom: Atom, e: Emulated, real: BoardMeasurement | None) -> dict:
         "log_tcm_bytes_moved": np.log1p(tcm_moved),
         "c_in_mod4": float(atom.c_in % 4 == 0), "c_in_mod8": float(atom.c_in % 8 == 0),
         "c_out_mod4": float(atom.c_out % 4 == 0), "c_out_mod8": float(atom.c_out % 8 == 0),
+        "c_in_mod16": float(atom.c_in % 16 == 0), "c_out_mod16": float(atom.c_out % 16 == 0),
         "h_odd": float(atom.h_out % 2),
     }
 

@@ -31,7 +31,8 @@ def frame():
     f = dataset.build(emulated, src.measurements)
     f = f[f["real_ms"].notna()].reset_index(drop=True)
     # Every row is either emulated or recorded as not fitting the board's 512 KB arena.
-    assert len(f) + len(ooms) == 485 and len(ooms) < 40
+    # Since atoms spread over the SRAM banks, 10 do not fit (29 when only the AXI SRAM held them).
+    assert len(f) + len(ooms) == 485 and len(ooms) <= 12
     return f
 
 
@@ -46,16 +47,15 @@ def test_few_points_beat_the_shape_only_baseline(frame):
     s = summarize(budget_experiment(frame, 25, seeds=range(10))).set_index(["which", "cls"])
     print(s.to_string())
     model, base = s.loc["model"], s.loc["baseline"]
-    for cls in ("conv", "dw", "pad"):
+    for cls in ("conv", "dw", "pad", "pw"):
         assert model.loc[cls, "mape_mean"] <= 12.0, cls  # target: every class <= 12 %
     for cls in ("conv", "dw", "pad", "pw"):
         assert model.loc[cls, "mape_mean"] < base.loc[cls, "mape_mean"], cls
     assert model.loc["all", "mape_mean"] <= 0.75 * base.loc["all", "mape_mean"]  # clearly
     assert 85.0 <= model.loc["all", "coverage_mean"] <= 95.0  # 90 % intervals
-    # At the edge or not met (docs/calibration.md): pw <= 12 % (12.0 % over 20 splits) and
-    # the class-mix weighted MAPE <= 8 % (8.1 %). Guarded at their current level:
-    assert model.loc["pw", "mape_mean"] <= 14.0
-    assert model.loc["all", "mape_mean"] <= 9.0
+    # Target: class-mix weighted MAPE <= 8 % (7.87 % on these 10 splits, 7.96 % over the 20 of
+    # docs/calibration.md: met, at the edge; pw 10.97 %).
+    assert model.loc["all", "mape_mean"] <= 8.0
 
 
 def test_all_rows_kfold(frame):
@@ -68,12 +68,12 @@ def test_all_rows_kfold(frame):
     print(model, baseline)
     assert 85.0 <= model["all"].coverage <= 95.0  # 90 % intervals
     assert model["all"].mape < 0.7 * baseline["all"].mape
-    assert model["dw"].mape <= 5.0  # target: every class <= 5 % (conv below too)
+    assert model["dw"].mape <= 5.0  # target: every class <= 5 %
+    assert model["conv"].mape <= 5.0 and model["conv"].mape <= baseline["conv"].mape + 0.5
     for cls in ("dw", "pad", "pw"):
         assert model[cls].mape < baseline[cls].mape, cls
-    # Not met or at the limit (docs/calibration.md): pw <= 5 % (7.5 % with 10 folds, 9.5 %
-    # with these 5), pad <= 5 % (4.99 % with 10 folds), >= 90 % of atoms within +-10 %
-    # (88.6 %). Guarded at their current level:
-    assert model["conv"].mape <= 5.0 and model["conv"].mape <= baseline["conv"].mape + 0.5
-    assert model["pad"].mape <= 6.0 and model["pw"].mape <= 10.5
-    assert model["all"].within10 >= 80.0
+    # Not met or at the limit (docs/calibration.md): pw <= 5 % (6.1-7.3 % with 10 folds, 7.2 %
+    # with these 5), pad <= 5 % (4.94-5.09 % with 10 folds, 4.7 % here), >= 90 % of atoms
+    # within +-10 % (87.8-88.8 %; 89.3 % here). Guarded at their current level:
+    assert model["pad"].mape <= 5.5 and model["pw"].mape <= 8.0
+    assert model["all"].within10 >= 87.0

@@ -238,12 +238,6 @@ def build_network(graph: Graph, board: Board, variant: str = DEFAULT_VARIANT, *,
     if not graph.quantized:
         raise ConfigError(f"{graph.name}: the graph has no weights; give it seeded ones "
                           "(lowering.with_random_weights) or load a .tflite")
-    # The weights alone must fit the flash: refuse before generating and compiling megabytes of
-    # C (a huge config otherwise failed only at link time, after minutes).
-    const = sum(t.nbytes for t in graph.tensors if t.const)
-    if const > board.flash.size:
-        raise DoesNotFit("flash", const, board.flash.size,
-                         what=f"{graph.name}'s constant data (weights, bias, tables)")
     banks = board_banks(board)
     # the first bank's guard is inside the linked array (an overflow is a link error); in the
     # other banks the guard follows the planned part, so it is kept free by the plan
@@ -252,6 +246,12 @@ def build_network(graph: Graph, board: Board, variant: str = DEFAULT_VARIANT, *,
     if mem.variant != variant:
         raise ConfigError(f"{graph.name}: the memory plan is for kernel variant "
                           f"{mem.variant!r}, the firmware for {variant!r}")
+    # Then the weights alone must fit the flash: refuse before generating and compiling megabytes of
+    # C (a huge config otherwise failed only at link time, after minutes).
+    const = sum(t.nbytes for t in graph.tensors if t.const)
+    if const > board.flash.size:
+        raise DoesNotFit("flash", const, board.flash.size,
+                         what=f"{graph.name}'s constant data (weights, bias, tables)")
     text, arena = generate_model_c(graph, mem, variant, banks)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     src_dir = build_dir() / "network-src" / board.id / variant

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from atomsim.boards import board_ids, get_board
+from atomsim.core.errors import DoesNotFit
 from atomsim.core.paths import REPO_ROOT
 from atomsim.nn.frontends import load_model
 from atomsim.nn.interpreter import run as numpy_run
@@ -81,6 +82,10 @@ def main() -> None:
             except ArenaDoesNotFit as exc:
                 print(f"{head} - | OOM ({exc.peak_bytes / 1024:.0f} KB live at op "
                       f"{exc.peak_op}, {exc.deficit} B over) | OOM | - | - |", flush=True)
+                continue
+            except DoesNotFit as exc:  # the linked image: weights, or arena + static data
+                print(f"{head} - | OOM ({exc.region}: {exc.needed - exc.available} B over) | "
+                      "OOM | - | - |", flush=True)
                 continue
             t = time.perf_counter()
             try:

@@ -144,6 +144,10 @@ def calibrate_on_port(board_id: str, port: str, db_path: str | Path, *, budget: 
         from calibration.serial.errors import BoardDisconnected
 
         raise BoardDisconnected(port, "cannot open it: no such port")
+    if space is None and not Path(db_path).is_file():  # nothing to choose from: create nothing
+        raise CalibrationError(f"{db_path} does not exist: calibrating over a port chooses from "
+                               "the AtomDB's atoms of the board (run a sweep into it first) "
+                               "or from a named space (--space table2)")
     variant = variant or DEFAULT_VARIANT
     board = get_board(board_id)
     journal = Path(journal) if journal else journal_path(db_path, board_id)

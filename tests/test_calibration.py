@@ -287,6 +287,9 @@ def test_cli_serial_port_bad_input_is_a_named_error(tmp_path):
     p = _atomsim("calibrate", "--port", "/dev/null", "--board", BOARD, "--db", db,
                  "--space", "nosuch")
     assert p.returncode == ConfigError.exit_code and "nosuch" in p.stderr
+    p = _atomsim("calibrate", "--port", "/dev/null", "--board", BOARD, "--db", db)
+    assert p.returncode == 20 and "does not exist" in p.stderr  # CalibrationError
+    assert not (tmp_path / "db.sqlite").exists()
 
 
 @pytest.mark.unit

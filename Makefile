@@ -37,8 +37,23 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -c 'from atomsim.emulator.counter import library_path; library_path()'
 	touch $@
 
+SHARED_DATA := ../shared/data
+
+# The main job, in the order a user meets it: examples and atoms on the three boards, whole
+# networks, calibration against one board, then AtomNet (search, train, quantize, deploy and
+# verify on the emulated board). Data made by others is read from ../shared/data when present.
 demo: setup
 	$(VENV)/bin/atomsim demo
+	@echo; echo "=== 4. Whole networks on the three boards (atomsim profile) ==="
+	@if [ -d $(SHARED_DATA) ]; then \
+	  $(VENV)/bin/atomsim profile $(SHARED_DATA)/mcunet-configs/mcunet-10fps_imagenet.json --board all && \
+	  $(VENV)/bin/atomsim profile $(SHARED_DATA)/tflite/kws_ref_model.tflite --board all \
+	    --budget latency_ms=100,sram_kb=64,flash_kb=128; \
+	else echo "$(SHARED_DATA) is absent: the MCUNet config and the MLPerf Tiny model are skipped"; fi
+	@echo; echo "=== 5. Calibration against one board ==="
+	$(PY) -c 'import sys, calibration.demo as d; sys.exit(d.main())'
+	@echo; echo "=== 6. AtomNet: search, train, quantize, deploy and verify on the emulated board ==="
+	$(PY) -c 'import sys, atomnet.demo as d; sys.exit(d.main())'
 
 test: setup lint pytest robot
 

@@ -67,11 +67,12 @@ def _unicorn_lib() -> Path:
     return libs[0]
 
 
-def library_path() -> Path:
-    """Compile the counter if needed and return the shared object's path."""
+def compile_native(source: Path, name: str) -> Path:
+    """Compile one of native/*.c against the unicorn wheel's headers and library, cached under
+    the build directory by content hash (and unicorn version); returns the shared object."""
     lib = _unicorn_lib()
-    key = hashlib.sha256(_SOURCE.read_bytes() + unicorn.__version__.encode()).hexdigest()[:16]
-    out = build_dir() / "native" / f"blockcount-{key}.so"
+    key = hashlib.sha256(source.read_bytes() + unicorn.__version__.encode()).hexdigest()[:16]
+    out = build_dir() / "native" / f"{name}-{key}.so"
     if out.exists():
         return out
     cc = shutil.which("cc") or shutil.which("gcc")
@@ -80,13 +81,18 @@ def library_path() -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp.so")  # one per concurrent builder
     cmd = [cc, "-O2", "-shared", "-fPIC", "-std=c11", "-Wall", "-Werror",
-           f"-I{_UNICORN_DIR / 'include'}", str(_SOURCE), "-o", str(tmp),
+           f"-I{_UNICORN_DIR / 'include'}", str(source), "-o", str(tmp),
            str(lib), f"-Wl,-rpath,{lib.parent}"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise ToolchainError(f"compiling the block counter failed:\n{proc.stderr.strip()}")
+        raise ToolchainError(f"compiling {source.name} failed:\n{proc.stderr.strip()}")
     tmp.replace(out)  # atomic: concurrent builders never see a half-written library
     return out
+
+
+def library_path() -> Path:
+    """Compile the counter if needed and return the shared object's path."""
+    return compile_native(_SOURCE, "blockcount")
 
 
 _LIB: ctypes.CDLL | None = None

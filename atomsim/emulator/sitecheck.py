@@ -7,19 +7,13 @@ under the build directory by content hash (as the block counter is), loaded with
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import unicorn
 
-from atomsim.core.errors import ToolchainError
-from atomsim.core.paths import build_dir
+from atomsim.emulator.counter import compile_native
 
 _SOURCE = Path(__file__).with_name("native") / "sitecheck.c"
-_UNICORN_DIR = Path(unicorn.__file__).parent
 
 
 class SiteState(ctypes.Structure):
@@ -29,26 +23,7 @@ class SiteState(ctypes.Structure):
 
 
 def _library_path() -> Path:
-    libs = sorted((_UNICORN_DIR / "lib").glob("libunicorn.so*"))
-    if not libs:
-        raise ToolchainError(f"the unicorn wheel has no shared library under {_UNICORN_DIR}/lib")
-    key = hashlib.sha256(_SOURCE.read_bytes() + unicorn.__version__.encode()).hexdigest()[:16]
-    out = build_dir() / "native" / f"sitecheck-{key}.so"
-    if out.exists():
-        return out
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise ToolchainError("no host C compiler (cc) found: install gcc (make setup does)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp.so")
-    cmd = [cc, "-O2", "-shared", "-fPIC", "-std=c11", "-Wall", "-Werror",
-           f"-I{_UNICORN_DIR / 'include'}", str(_SOURCE), "-o", str(tmp), str(libs[0]),
-           f"-Wl,-rpath,{libs[0].parent}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ToolchainError(f"compiling the site checks failed:\n{proc.stderr.strip()}")
-    tmp.replace(out)
-    return out
+    return compile_native(_SOURCE, "sitecheck")
 
 
 _LIB: ctypes.CDLL | None = None

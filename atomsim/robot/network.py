@@ -12,6 +12,7 @@ from robot.api import logger
 
 from atomsim.boards import get_board
 from atomsim.core.errors import AtomSimError
+from atomsim.profiling.profiler import DEFAULT_VARIANT
 from atomsim.robot.monitor import resolve_path
 
 
@@ -23,7 +24,7 @@ class NetworkLibrary:
     def __init__(self) -> None:
         self._profile = None
 
-    def profile_network(self, model: str, board: str, variant: str = "cortex_m_dsp",
+    def profile_network(self, model: str, board: str, variant: str = DEFAULT_VARIANT,
                         seed: int = 0):
         """Run ``model`` on ``board``; returns the profile as a dictionary (status ok/oom)."""
         from atomsim.nn.frontends import load_model

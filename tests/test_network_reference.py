@@ -3,7 +3,7 @@
 * The two MLPerf Tiny models (../shared/data/tflite) run in tflite_micro and in
   atomsim.nn.interpreter on the graph the .tflite importer built, on random int8 inputs.
 * Graphs built from configs (seeded random weights) are written out as .tflite here (with the
-  flatbuffers object API of the schema module that ships with tflite_micro) with every
+  builder of tests/tflite_models.py) with every
   activation as a model output, so every layer is compared, not just the last one.
 * Softmax, logistic and MEAN alone (imported single-op models for the latter two): the ops
   the interpreter implements itself after TFLite's reference kernels.
@@ -22,6 +22,7 @@ tflite_micro = pytest.importorskip(
 flatbuffers = pytest.importorskip("flatbuffers", reason="flatbuffers (tflite-micro dep) missing")
 
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as tfl  # noqa: E402
+from tflite_models import TfliteModel, assert_same, run_tflm  # noqa: E402
 
 from atomsim.nn.frontends import load_model, stage_config  # noqa: E402
 from atomsim.nn.frontends.tflite_import import from_bytes  # noqa: E402
@@ -32,24 +33,6 @@ from atomsim.nn.lowering import build_graph, with_random_weights  # noqa: E402
 pytestmark = pytest.mark.unit
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def run_tflm(model: bytes, x: np.ndarray, outputs: int = 1) -> list[np.ndarray]:
-    interp = tflite_micro.runtime.Interpreter.from_bytes(model, arena_size=4 << 20)
-    shape = interp.get_input_details(0)["shape"]
-    interp.set_input(x.reshape(shape), 0)
-    interp.invoke()
-    got = [np.array(interp.get_output(i), copy=True) for i in range(outputs)]
-    del interp
-    return got
-
-
-def assert_same(got: np.ndarray, want: np.ndarray, what: str) -> None:
-    got = np.asarray(got).reshape(want.shape)
-    bad = np.argwhere(got != want)
-    assert bad.size == 0, (f"{what}: {len(bad)} of {want.size} differ; first at "
-                           f"{tuple(bad[0])}: TFLM {want[tuple(bad[0])]}, numpy "
-                           f"{got[tuple(bad[0])]}")
 
 
 # ---------------------------------------------------------------- MLPerf Tiny models -------
@@ -67,7 +50,7 @@ def test_mlperf_tiny_model_matches_tflite_micro(name):
         x = rng.integers(-128, 128, size=g.tensors[g.inputs[0]].size).astype(np.int8)
         (want,) = run_tflm(model, x)
         got = run(g, x)[0]
-        assert_same(got, want, name)
+        assert_same(want, got, name)
         outputs.append(want.ravel())
     assert len({o.tobytes() for o in outputs}) == 4  # the inputs really reach the output
 
@@ -80,20 +63,20 @@ def test_softmax_matches_tflite_micro(scale):
     x = rng.integers(-128, 128, size=(16, 12)).astype(np.int8)
     x[3] = 5  # a flat row
     x[4, :6] = -128  # far below the maximum: outside diff_min for large scales
-    m = _Model()
+    m = TfliteModel()
     t_in = m.tensor(x.shape, tfl.TensorType.INT8, scale, int(rng.integers(-20, 20)))
     t_out = m.tensor(x.shape, tfl.TensorType.INT8, 1 / 256, -128)
     opts = tfl.SoftmaxOptionsT()
     opts.beta = 1.0
     m.op(tfl.BuiltinOperator.SOFTMAX, [t_in], [t_out], tfl.BuiltinOptions.SoftmaxOptions, opts)
     (want,) = run_tflm(m.build([t_in], [t_out]), x)
-    assert_same(softmax_s8(x, float(np.float32(scale))), want, f"softmax scale {scale}")
+    assert_same(want, softmax_s8(x, float(np.float32(scale))), f"softmax scale {scale}")
 
 
 @pytest.mark.parametrize("scale, zero_point", [(0.05, 0), (0.1, -20), (0.5, 5), (0.004, -100)])
 def test_imported_logistic_matches_tflite_micro(scale, zero_point):
     x = np.arange(-128, 128).astype(np.int8).reshape(1, 16, 16, 1)  # every input value
-    m = _Model()
+    m = TfliteModel()
     t_in = m.tensor(x.shape, tfl.TensorType.INT8, scale, zero_point)
     t_out = m.tensor(x.shape, tfl.TensorType.INT8, 1 / 256, -128)
     m.op(tfl.BuiltinOperator.LOGISTIC, [t_in], [t_out])
@@ -101,7 +84,7 @@ def test_imported_logistic_matches_tflite_micro(scale, zero_point):
     g = from_bytes(model, "logistic.tflite")
     assert [op.kind for op in g.ops] == ["logistic"]
     (want,) = run_tflm(model, x)
-    assert_same(run(g, x)[0], want, f"logistic {scale} {zero_point}")
+    assert_same(want, run(g, x)[0], f"logistic {scale} {zero_point}")
     assert len(set(want.ravel().tolist())) > 20
 
 
@@ -113,7 +96,7 @@ def test_imported_mean_matches_tflite_micro(seed):
     s_in, zp_in = float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128))
     s_out, zp_out = ((s_in, zp_in) if seed % 2 else
                      (float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128))))
-    m = _Model()
+    m = TfliteModel()
     t_in = m.tensor(x.shape, tfl.TensorType.INT8, s_in, zp_in)
     axes = m.tensor((2,), tfl.TensorType.INT32, data=np.array([1, 2], np.int32))
     t_out = m.tensor((1, 1, 1, c + 2), tfl.TensorType.INT8, s_out, zp_out)
@@ -126,61 +109,10 @@ def test_imported_mean_matches_tflite_micro(seed):
     assert [op.kind for op in g.ops] == ["mean"]
     assert g.atom(0).type == "global_avgpool"
     (want,) = run_tflm(model, x)
-    assert_same(run(g, x)[0], want, f"mean seed {seed}")
+    assert_same(want, run(g, x)[0], f"mean seed {seed}")
 
 
 # ---------------------------------------------------------------- graphs from configs ------
-
-class _Model:
-    """A one-subgraph .tflite under construction (object API of tflite_micro's schema)."""
-
-    def __init__(self) -> None:
-        self.tensors: list = []
-        self.buffers = [tfl.BufferT()]
-        self.ops: list = []
-        self.codes: dict[int, int] = {}
-
-    def tensor(self, shape, dtype, scale=None, zero_point=None, data=None, axis=0) -> int:
-        t = tfl.TensorT()
-        t.shape, t.type, t.name = list(shape), dtype, f"t{len(self.tensors)}"
-        if data is not None:
-            buf = tfl.BufferT()
-            buf.data = np.ascontiguousarray(data).tobytes()
-            self.buffers.append(buf)
-            t.buffer = len(self.buffers) - 1
-        if scale is not None:
-            qp = tfl.QuantizationParametersT()
-            qp.scale = [float(s) for s in np.atleast_1d(scale)]
-            qp.zeroPoint = [int(z) for z in np.broadcast_to(zero_point, len(qp.scale))]
-            qp.quantizedDimension = axis
-            t.quantization = qp
-        self.tensors.append(t)
-        return len(self.tensors) - 1
-
-    def op(self, builtin, inputs, outputs, options_type=0, options=None) -> None:
-        if builtin not in self.codes:
-            self.codes[builtin] = len(self.codes)
-        o = tfl.OperatorT()
-        o.opcodeIndex, o.inputs, o.outputs = self.codes[builtin], list(inputs), list(outputs)
-        o.builtinOptionsType, o.builtinOptions = options_type, options
-        self.ops.append(o)
-
-    def build(self, inputs, outputs) -> bytes:
-        codes = []
-        for builtin in self.codes:
-            c = tfl.OperatorCodeT()
-            c.builtinCode, c.deprecatedBuiltinCode, c.version = builtin, min(builtin, 127), 1
-            codes.append(c)
-        sub = tfl.SubGraphT()
-        sub.tensors, sub.inputs, sub.outputs, sub.operators = (self.tensors, list(inputs),
-                                                               list(outputs), self.ops)
-        model = tfl.ModelT()
-        model.version, model.operatorCodes, model.subgraphs = 3, codes, [sub]
-        model.buffers = self.buffers
-        builder = flatbuffers.Builder(1 << 20)
-        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-        return bytes(builder.Output())
-
 
 _ACT = {"none": tfl.ActivationFunctionType.NONE, "relu": tfl.ActivationFunctionType.RELU,
         "relu6": tfl.ActivationFunctionType.RELU6}
@@ -188,7 +120,7 @@ _ACT = {"none": tfl.ActivationFunctionType.NONE, "relu": tfl.ActivationFunctionT
 
 def to_tflite(g: Graph) -> tuple[bytes, list[int]]:
     """The graph as a .tflite whose outputs are every activation (returns their graph ids)."""
-    m = _Model()
+    m = TfliteModel()
     ids: dict[int, int] = {}
 
     fc_outputs = {op.outputs[0] for op in g.ops if op.kind == "fc"}
@@ -277,6 +209,6 @@ def test_config_graphs_match_tflite_micro_layer_by_layer(seed):
         want = run_tflm(model, x, outputs=len(acts))
         got = run(g, x, keep=True)
         for i, (tid, w) in enumerate(zip(acts, want, strict=True)):
-            assert_same(got[tid], w, f"{name} seed {seed} op {i} ({g.ops[i].kind})")
+            assert_same(w, got[tid], f"{name} seed {seed} op {i} ({g.ops[i].kind})")
         logits = want[-1].ravel()
         assert len(set(logits.tolist())) > 10, f"{name}: degenerate logits {logits[:20]}"

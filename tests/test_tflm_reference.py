@@ -1,7 +1,7 @@
 """The registry's numpy references == TensorFlow Lite Micro's reference kernels, bit for bit.
 
-For each operator that TFLite has, a single-operator int8 .tflite model is built here (flatbuffers object API of the
-schema module that ships with tflite_micro), with real float scales and zero points; it runs
+For each operator that TFLite has, a single-operator int8 .tflite model is built here
+(tests/tflite_models.py), with real float scales and zero points; it runs
 in tflite_micro's interpreter, whose Prepare() derives the fixed-point parameters itself. Our
 numpy reference gets its parameters from the same scales through atomsim.nn.ops.quant (the way
 TFLite's Prepare() does it) and must produce the same int8 tensor. Padding SAME/VALID is turned
@@ -20,6 +20,7 @@ tflite_micro = pytest.importorskip(
 flatbuffers = pytest.importorskip("flatbuffers", reason="flatbuffers (tflite-micro dep) missing")
 
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as tfl  # noqa: E402
+from tflite_models import TfliteModel, assert_same, run_tflm  # noqa: E402
 
 from atomsim.nn import registry  # noqa: E402
 from atomsim.nn.ops import quant  # noqa: E402
@@ -53,75 +54,6 @@ def expected(op: str, x: np.ndarray, out_dims, params=None, **fields) -> np.ndar
     return registry.expected_output(call)
 
 
-# ---------------------------------------------------------------- model building ----------
-
-class SingleOpModel:
-    """One subgraph, one operator; tensors are added first, the operator last."""
-
-    def __init__(self) -> None:
-        self.tensors: list = []
-        self.buffers = [tfl.BufferT()]  # buffer 0: the empty sentinel TFLite expects
-
-    def tensor(self, shape, dtype: int, scale=None, zero_point=None, data=None,
-               axis: int = 0) -> int:
-        """Add a tensor (constant when data is given); scale / zero_point may be per-axis."""
-        t = tfl.TensorT()
-        t.shape = list(shape)
-        t.type = dtype
-        t.name = f"t{len(self.tensors)}"
-        if data is not None:
-            buf = tfl.BufferT()
-            buf.data = np.ascontiguousarray(data).tobytes()
-            self.buffers.append(buf)
-            t.buffer = len(self.buffers) - 1
-        if scale is not None:
-            qp = tfl.QuantizationParametersT()
-            qp.scale = [float(s) for s in np.atleast_1d(scale)]
-            qp.zeroPoint = [int(z) for z in np.atleast_1d(zero_point)]
-            qp.quantizedDimension = axis
-            t.quantization = qp
-        self.tensors.append(t)
-        return len(self.tensors) - 1
-
-    def build(self, op: int, inputs, outputs, options_type: int = 0, options=None) -> bytes:
-        """Serialise the model with the operator; graph inputs are the non-constant inputs."""
-        code = tfl.OperatorCodeT()
-        code.builtinCode = op
-        code.deprecatedBuiltinCode = min(op, 127)
-        code.version = 1
-        operator = tfl.OperatorT()
-        operator.opcodeIndex = 0
-        operator.inputs = list(inputs)
-        operator.outputs = list(outputs)
-        operator.builtinOptionsType = options_type
-        operator.builtinOptions = options
-        graph = tfl.SubGraphT()
-        graph.tensors = self.tensors
-        graph.inputs = [i for i in inputs if i >= 0 and self.tensors[i].buffer == 0]
-        graph.outputs = list(outputs)
-        graph.operators = [operator]
-        model = tfl.ModelT()
-        model.version = 3
-        model.operatorCodes = [code]
-        model.subgraphs = [graph]
-        model.buffers = self.buffers
-        builder = flatbuffers.Builder(4096)
-        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-        return bytes(builder.Output())
-
-
-def run_tflm(model: bytes, *inputs: np.ndarray) -> np.ndarray:
-    """Run a model once in tflite_micro's interpreter; returns output 0."""
-    interp = tflite_micro.runtime.Interpreter.from_bytes(model, arena_size=1 << 20)
-    for i, x in enumerate(inputs):
-        interp.set_input(x, i)
-    interp.invoke()
-    # Copy before the interpreter (and its arena, which the output may view) is freed.
-    out = np.array(interp.get_output(0), copy=True)
-    del interp
-    return out
-
-
 # ---------------------------------------------------------------- helpers -----------------
 
 def f32(x) -> float:
@@ -141,14 +73,6 @@ def tflite_padding(size: int, k: int, stride: int, same: bool) -> tuple[int, int
 
 def int8(rng, shape) -> np.ndarray:
     return rng.integers(-128, 128, size=shape, dtype=np.int64).astype(np.int8)
-
-
-def assert_same(got: np.ndarray, want: np.ndarray, what: str) -> None:
-    got = np.asarray(got).reshape(want.shape)
-    bad = np.argwhere(got != want)
-    assert bad.size == 0, (f"{what}: {len(bad)} of {want.size} differ; first at "
-                           f"{tuple(bad[0])}: TFLM {got[tuple(bad[0])]}, numpy "
-                           f"{want[tuple(bad[0])]}")
 
 
 # ---------------------------------------------------------------- convolutions ------------
@@ -181,7 +105,7 @@ def test_conv_and_depthwise_match_tflm(name: str, seed: int):
     out_h, pt, _ = tflite_padding(h, k, st, s["same"])
     out_w, pl, _ = tflite_padding(w, k, st, s["same"])
 
-    m = SingleOpModel()
+    m = TfliteModel()
     t_in = m.tensor((1, h, w, c), tfl.TensorType.INT8, in_scale, in_zp)
     t_w = m.tensor(filt.shape, tfl.TensorType.INT8, w_scales, np.zeros(co), filt,
                    axis=3 if dw else 0)
@@ -193,12 +117,12 @@ def test_conv_and_depthwise_match_tflm(name: str, seed: int):
     opts.fusedActivationFunction = ACT[s["act"]]
     if dw:
         opts.depthMultiplier = 1
-        model = m.build(tfl.BuiltinOperator.DEPTHWISE_CONV_2D, [t_in, t_w, t_b], [t_out],
+        model = m.single_op(tfl.BuiltinOperator.DEPTHWISE_CONV_2D, [t_in, t_w, t_b], [t_out],
                         tfl.BuiltinOptions.DepthwiseConv2DOptions, opts)
     else:
-        model = m.build(tfl.BuiltinOperator.CONV_2D, [t_in, t_w, t_b], [t_out],
+        model = m.single_op(tfl.BuiltinOperator.CONV_2D, [t_in, t_w, t_b], [t_out],
                         tfl.BuiltinOptions.Conv2DOptions, opts)
-    got = run_tflm(model, x)
+    (got,) = run_tflm(model, x)
 
     # TFLite Prepare: effective scale in double from the float32 scales, per channel
     mult, shift = quant.per_channel_multipliers(in_scale * w_scales / out_scale)
@@ -227,14 +151,14 @@ def test_fully_connected_matches_tflm(name: str, seed: int):
     weights = rng.integers(-127, 128, size=(co, c)).astype(np.int8)
     bias = rng.integers(-5000, 5000, size=co).astype(np.int32)
 
-    m = SingleOpModel()
+    m = TfliteModel()
     t_in = m.tensor((n, c), tfl.TensorType.INT8, in_scale, in_zp)
     t_w = m.tensor((co, c), tfl.TensorType.INT8, w_scale, 0, weights)
     t_b = m.tensor((co,), tfl.TensorType.INT32, in_scale * w_scale, 0, bias)
     t_out = m.tensor((n, co), tfl.TensorType.INT8, out_scale, out_zp)
     opts = tfl.FullyConnectedOptionsT()
     opts.fusedActivationFunction = ACT[s["act"]]
-    got = run_tflm(m.build(tfl.BuiltinOperator.FULLY_CONNECTED, [t_in, t_w, t_b], [t_out],
+    (got,) = run_tflm(m.single_op(tfl.BuiltinOperator.FULLY_CONNECTED, [t_in, t_w, t_b], [t_out],
                            tfl.BuiltinOptions.FullyConnectedOptions, opts), x)
 
     mult, shift = quant.per_channel_multipliers([in_scale * w_scale / out_scale])
@@ -269,7 +193,7 @@ def test_add_and_mul_match_tflm(op: str, name: str, seed: int):
     zp1, zp2, zpo = (int(v) for v in rng.integers(-128, 128, 3))
     x1, x2 = int8(rng, dims), int8(rng, dims2)
 
-    m = SingleOpModel()
+    m = TfliteModel()
     t1 = m.tensor(dims, tfl.TensorType.INT8, s1, zp1)
     t2 = m.tensor(dims2, tfl.TensorType.INT8, s2, zp2)
     t_out = m.tensor(dims, tfl.TensorType.INT8, so, zpo)
@@ -277,7 +201,7 @@ def test_add_and_mul_match_tflm(op: str, name: str, seed: int):
     opts.fusedActivationFunction = ACT[s["act"]]
     builtin = tfl.BuiltinOperator.ADD if op == "add" else tfl.BuiltinOperator.MUL
     kind = tfl.BuiltinOptions.AddOptions if op == "add" else tfl.BuiltinOptions.MulOptions
-    got = run_tflm(m.build(builtin, [t1, t2], [t_out], kind, opts), x1, x2)
+    (got,) = run_tflm(m.single_op(builtin, [t1, t2], [t_out], kind, opts), x1, x2)
 
     lo, hi = quant.activation_range(s["act"], so, zpo)
     if op == "add":
@@ -307,11 +231,11 @@ def test_relu_matches_tflm(name: str, seed: int):
         out_zp = in_zp
     x = np.arange(-128, 128).astype(np.int8).reshape(1, 16, 16, 1)  # every input value
 
-    m = SingleOpModel()
+    m = TfliteModel()
     t_in = m.tensor(x.shape, tfl.TensorType.INT8, in_scale, in_zp)
     t_out = m.tensor(x.shape, tfl.TensorType.INT8, out_scale, out_zp)
     builtin = tfl.BuiltinOperator.RELU if kind == "relu" else tfl.BuiltinOperator.RELU6
-    got = run_tflm(m.build(builtin, [t_in], [t_out]), x)
+    (got,) = run_tflm(m.single_op(builtin, [t_in], [t_out]), x)
     want = expected("relu", x, x.shape,
                     quant.relu_quant_params(in_scale, in_zp, out_scale, out_zp, kind))
     assert_same(got, want, f"relu {name}")
@@ -328,10 +252,10 @@ def test_hard_swish_matches_tflm(name: str, seed: int):
     in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, 2))
     x = np.arange(-128, 128).astype(np.int8).reshape(1, 16, 16, 1)  # every input value
 
-    m = SingleOpModel()
+    m = TfliteModel()
     t_in = m.tensor(x.shape, tfl.TensorType.INT8, in_scale, in_zp)
     t_out = m.tensor(x.shape, tfl.TensorType.INT8, out_scale, out_zp)
-    got = run_tflm(m.build(tfl.BuiltinOperator.HARD_SWISH, [t_in], [t_out]), x)
+    (got,) = run_tflm(m.single_op(tfl.BuiltinOperator.HARD_SWISH, [t_in], [t_out]), x)
     want = expected("hard_swish", x, x.shape,
                     quant.hard_swish_quant_params(in_scale, in_zp, out_scale, out_zp))
     assert_same(got, want, f"hard_swish {name}")
@@ -356,7 +280,7 @@ def test_pooling_matches_tflm(op: str, name: str, seed: int):
     out_h, pt, _ = tflite_padding(h, k, st, s["same"])
     out_w, pl, _ = tflite_padding(w, k, st, s["same"])
 
-    m = SingleOpModel()
+    m = TfliteModel()
     t_in = m.tensor(x.shape, tfl.TensorType.INT8, scale, zp)
     t_out = m.tensor((1, out_h, out_w, c), tfl.TensorType.INT8, scale, zp)
     opts = tfl.Pool2DOptionsT()
@@ -366,7 +290,7 @@ def test_pooling_matches_tflm(op: str, name: str, seed: int):
     opts.fusedActivationFunction = ACT[s["act"]]
     builtin = (tfl.BuiltinOperator.AVERAGE_POOL_2D if op == "avgpool"
                else tfl.BuiltinOperator.MAX_POOL_2D)
-    got = run_tflm(m.build(builtin, [t_in], [t_out], tfl.BuiltinOptions.Pool2DOptions, opts), x)
+    (got,) = run_tflm(m.single_op(builtin, [t_in], [t_out], tfl.BuiltinOptions.Pool2DOptions, opts), x)
 
     lo, hi = quant.activation_range(s["act"], scale, zp)
     params = quant.PoolParams(st, st, pt, pl, lo, hi)
@@ -383,11 +307,11 @@ def test_pad_matches_tflm(pads: tuple[int, int, int, int]):
     out_shape = (1, 3 + top + bottom, 4 + left + right, 5)
     paddings = np.array([[0, 0], [top, bottom], [left, right], [0, 0]], dtype=np.int32)
 
-    m = SingleOpModel()
+    m = TfliteModel()
     t_in = m.tensor(x.shape, tfl.TensorType.INT8, scale, zp)
     t_pad = m.tensor((4, 2), tfl.TensorType.INT32, data=paddings)
     t_out = m.tensor(out_shape, tfl.TensorType.INT8, scale, zp)
-    got = run_tflm(m.build(tfl.BuiltinOperator.PAD, [t_in, t_pad], [t_out],
+    (got,) = run_tflm(m.single_op(tfl.BuiltinOperator.PAD, [t_in, t_pad], [t_out],
                            tfl.BuiltinOptions.PadOptions, tfl.PadOptionsT()), x)
     want = expected("pad", x, out_shape, quant.PadParams(top, bottom, left, right, zp))
     assert_same(got, want, f"pad {pads}")

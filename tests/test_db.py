@@ -5,6 +5,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from atomdb_v1 import V1_SQL
 
 from atomsim.core.errors import ConfigError
 from atomsim.db import (
@@ -341,22 +342,6 @@ def v1_file(path, version=1):
 
 
 V1_ATOM = Atom(type="add", c_in=8, h_in=4, w_in=4, c_out=8, h_out=4, w_out=4)
-V1_SQL = """
-CREATE TABLE schema_version (version INTEGER NOT NULL);
-CREATE TABLE atoms (atom_key TEXT PRIMARY KEY, type TEXT NOT NULL, groups INTEGER NOT NULL,
-    c_in INTEGER NOT NULL, h_in INTEGER NOT NULL, w_in INTEGER NOT NULL, k1 INTEGER NOT NULL,
-    k2 INTEGER NOT NULL, c_out INTEGER NOT NULL, h_out INTEGER NOT NULL,
-    w_out INTEGER NOT NULL, stride INTEGER NOT NULL, padding TEXT NOT NULL,
-    activation TEXT NOT NULL, flash INTEGER NOT NULL, macs INTEGER NOT NULL,
-    input_bytes INTEGER NOT NULL, output_bytes INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE measurements (id INTEGER PRIMARY KEY, board TEXT NOT NULL,
-    atom_key TEXT NOT NULL REFERENCES atoms (atom_key), kernel_variant TEXT NOT NULL,
-    source TEXT NOT NULL CHECK (source IN ('emulator', 'board', 'import')),
-    latency_ms REAL NOT NULL CHECK (latency_ms >= 0), cycles INTEGER, instructions INTEGER,
-    sram_bytes INTEGER, flash_bytes INTEGER, firmware_hash TEXT, timing_model_version TEXT,
-    emulator_version TEXT, calibration_id TEXT, created_at TEXT NOT NULL,
-    UNIQUE (board, atom_key, kernel_variant, source));
-"""
 
 
 def test_a_version_1_file_is_read_as_is_and_migrated_on_write(tmp_path):

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from atomdb_v1 import V1_SQL
+
 from badinput import nn_recipes
 
 HERE = Path(__file__).resolve().parent
@@ -62,22 +64,6 @@ def expected_outcome(case: dict[str, Any]) -> str:
 
 # -- recipes ------------------------------------------------------------------------------------
 
-_V1_SQL = """
-CREATE TABLE schema_version (version INTEGER NOT NULL);
-CREATE TABLE atoms (atom_key TEXT PRIMARY KEY, type TEXT NOT NULL, groups INTEGER NOT NULL,
-    c_in INTEGER NOT NULL, h_in INTEGER NOT NULL, w_in INTEGER NOT NULL, k1 INTEGER NOT NULL,
-    k2 INTEGER NOT NULL, c_out INTEGER NOT NULL, h_out INTEGER NOT NULL,
-    w_out INTEGER NOT NULL, stride INTEGER NOT NULL, padding TEXT NOT NULL,
-    activation TEXT NOT NULL, flash INTEGER NOT NULL, macs INTEGER NOT NULL,
-    input_bytes INTEGER NOT NULL, output_bytes INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE measurements (id INTEGER PRIMARY KEY, board TEXT NOT NULL,
-    atom_key TEXT NOT NULL REFERENCES atoms (atom_key), kernel_variant TEXT NOT NULL,
-    source TEXT NOT NULL CHECK (source IN ('emulator', 'board', 'import')),
-    latency_ms REAL NOT NULL CHECK (latency_ms >= 0), cycles INTEGER, instructions INTEGER,
-    sram_bytes INTEGER, flash_bytes INTEGER, firmware_hash TEXT, timing_model_version TEXT,
-    emulator_version TEXT, calibration_id TEXT, created_at TEXT NOT NULL,
-    UNIQUE (board, atom_key, kernel_variant, source));
-"""
 
 # A good import table: two pw atoms for the H743 (the paper's column layout).
 _GOOD_ROWS = [
@@ -172,7 +158,7 @@ def make(spec: dict[str, Any], placeholder: str, folder: Path) -> str:
         _atomdb(path, spec.get("rows", 3), spec.get("boards"), spec.get("source", "emulator"))
     elif recipe == "atomdb_version":
         conn = sqlite3.connect(path)
-        conn.executescript(_V1_SQL)
+        conn.executescript(V1_SQL)
         conn.execute("INSERT INTO schema_version VALUES (?)", (spec["version"],))
         atom = _tiny_atom(0)
         conn.execute("INSERT INTO atoms VALUES (?, 'pw', 1, 8, 4, 4, 1, 1, 8, 4, 4, 1, "

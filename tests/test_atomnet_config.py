@@ -3,13 +3,14 @@ METHOD.md (widths, residuals, SE), and the per-layer summary's MAC / parameter c
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 
 import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install -e .[atomnet])")
+
+from stage_configs import BASE, varied  # noqa: E402
 
 from atomnet.config import (  # noqa: E402
     StageConfig,
@@ -20,18 +21,6 @@ from atomnet.config import (  # noqa: E402
 from atomnet.model import AtomNet, summarize, total_macs, total_params  # noqa: E402
 
 pytestmark = pytest.mark.unit
-
-BASE = {"input_resolution": 32, "num_classes": 10,
-        "depth": [1, 1, 2, 2], "out_channel": [16, 16, 24, 32],
-        "block_type_stage": ["conv", "mobile_one", "mbconv", "mbconvnext"],
-        "act_stages": ["relu6", "relu6", "hswish", "relu"], "se_stages": [False, False, True, True],
-        "stride_stages": [2, 1, 2, 2], "kernel_size": [3, 3, 3, 5], "expand_ratio": [1, 1, 3, 3]}
-
-
-def spec(**changes):
-    s = copy.deepcopy(BASE)
-    s.update(changes)
-    return s
 
 
 @pytest.mark.parametrize("value,want", [
@@ -44,7 +33,7 @@ def test_make_divisible_rounds_half_up_to_multiples_of_8(value, want):
 
 
 def test_blocks_resolve_per_stage_and_per_block_values():
-    c = StageConfig.from_dict(spec(kernel_size=[3, 3, 3, 5, 5, 3]))
+    c = StageConfig.from_dict(varied(kernel_size=[3, 3, 3, 5, 5, 3]))
     blocks = c.blocks()
     assert [b.kernel_size for b in blocks] == [3, 3, 3, 5, 5, 3]
     assert [b.stride for b in blocks] == [2, 1, 2, 1, 2, 1]
@@ -56,7 +45,7 @@ def test_blocks_resolve_per_stage_and_per_block_values():
 
 
 def test_mobile_one_has_no_residual_and_mbconv_e1_skips_the_expansion():
-    c = StageConfig.from_dict(spec(block_type_stage=["conv", "mobile_one", "mbconv", "mbconv"],
+    c = StageConfig.from_dict(varied(block_type_stage=["conv", "mobile_one", "mbconv", "mbconv"],
                                    out_channel=[16, 16, 16, 32], stride_stages=[2, 1, 1, 2],
                                    expand_ratio=[1, 1, 1, 3]))
     model = AtomNet(c)
@@ -67,21 +56,21 @@ def test_mobile_one_has_no_residual_and_mbconv_e1_skips_the_expansion():
 
 
 BAD = {
-    "unknown key": (spec(widths=[1]), "unknown key"),
+    "unknown key": (varied(widths=[1]), "unknown key"),
     "missing key": ({k: v for k, v in BASE.items() if k != "depth"}, "missing"),
-    "short list": (spec(act_stages=["relu"] * 3), "act_stages has 3 entries"),
-    "bad block": (spec(block_type_stage=["conv", "sep", "mbconv", "mbconvnext"]), "sep"),
-    "bad act": (spec(act_stages=["relu", "gelu", "relu", "relu"]), "gelu"),
-    "bad stride": (spec(stride_stages=[2, 3, 2, 2]), "stride"),
-    "float depth": (spec(depth=[1, 1.5, 2, 2]), "depth[1] must be an integer"),
-    "string se": (spec(se_stages=[False, "yes", True, True]), "true or false"),
-    "bool width": (spec(out_channel=[16, True, 24, 32]), "out_channel[1]"),
-    "kernel length": (spec(kernel_size=[3, 3, 3]), "per stage"),
-    "even kernel": (spec(kernel_size=[3, 4, 3, 3]), "kernel_size must be one of"),
-    "negative expand": (spec(expand_ratio=[1, 1, -3, 3]), "expand_ratio"),
-    "se on conv": (spec(se_stages=[True, False, True, True]), "not for a conv stage"),
-    "sep expansion": (spec(expand_ratio=[1, 3, 3, 3]), "mobile_one"),
-    "tiny resolution": (spec(input_resolution=4), "input_resolution"),
+    "short list": (varied(act_stages=["relu"] * 3), "act_stages has 3 entries"),
+    "bad block": (varied(block_type_stage=["conv", "sep", "mbconv", "mbconvnext"]), "sep"),
+    "bad act": (varied(act_stages=["relu", "gelu", "relu", "relu"]), "gelu"),
+    "bad stride": (varied(stride_stages=[2, 3, 2, 2]), "stride"),
+    "float depth": (varied(depth=[1, 1.5, 2, 2]), "depth[1] must be an integer"),
+    "string se": (varied(se_stages=[False, "yes", True, True]), "true or false"),
+    "bool width": (varied(out_channel=[16, True, 24, 32]), "out_channel[1]"),
+    "kernel length": (varied(kernel_size=[3, 3, 3]), "per stage"),
+    "even kernel": (varied(kernel_size=[3, 4, 3, 3]), "kernel_size must be one of"),
+    "negative expand": (varied(expand_ratio=[1, 1, -3, 3]), "expand_ratio"),
+    "se on conv": (varied(se_stages=[True, False, True, True]), "not for a conv stage"),
+    "sep expansion": (varied(expand_ratio=[1, 3, 3, 3]), "mobile_one"),
+    "tiny resolution": (varied(input_resolution=4), "input_resolution"),
     "not an object": ([1, 2], "JSON object"),
 }
 

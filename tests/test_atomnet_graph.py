@@ -16,30 +16,20 @@ pytest.importorskip("torch", reason="torch is not installed (pip install -e .[at
 stage_config = pytest.importorskip("atomsim.nn.frontends.stage_config",
                                    reason="atomsim has no stage-config front end")
 
+from stage_configs import BASE, varied  # noqa: E402
+
 from atomnet.config import StageConfig  # noqa: E402
 from atomnet.model import AtomNet, summarize, total_macs, total_params  # noqa: E402
 from atomsim.nn.lowering import build_graph  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
-BASE = {"input_resolution": 32, "num_classes": 10,
-        "depth": [1, 1, 2, 2], "out_channel": [16, 16, 24, 32],
-        "block_type_stage": ["conv", "mobile_one", "mbconv", "mbconvnext"],
-        "act_stages": ["relu6", "relu6", "hswish", "relu"], "se_stages": [False, False, True, True],
-        "stride_stages": [2, 1, 2, 2], "kernel_size": [3, 3, 3, 5], "expand_ratio": [1, 1, 3, 3]}
-
-
-def variant(**changes):
-    s = copy.deepcopy(BASE)
-    s.update(changes)
-    return s
-
 
 CONFIGS = {
     "all_blocks": BASE,
-    "per_block_lists": variant(kernel_size=[3, 5, 3, 5, 5, 3], expand_ratio=[1, 1, 6, 4, 2.5, 6]),
-    "odd_resolution": variant(input_resolution=47, act_stages=["hswish", "relu", "relu6", "hswish"]),
-    "mbconv_e1_se": variant(block_type_stage=["conv", "mbconv", "mbconv", "mobile_one"],
+    "per_block_lists": varied(kernel_size=[3, 5, 3, 5, 5, 3], expand_ratio=[1, 1, 6, 4, 2.5, 6]),
+    "odd_resolution": varied(input_resolution=47, act_stages=["hswish", "relu", "relu6", "hswish"]),
+    "mbconv_e1_se": varied(block_type_stage=["conv", "mbconv", "mbconv", "mobile_one"],
                             expand_ratio=[1, 1, 6, 1], se_stages=[False, True, False, True]),
     "paper_hybrid_r64": {
         "input_resolution": 64, "depth": [1, 1, 2, 2, 4, 1],

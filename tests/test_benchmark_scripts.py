@@ -29,3 +29,8 @@ def test_idle_polling_script_counts_agree():
     out = _run("idle_polling.py", "--ms", "1")
     rows = [line for line in out.splitlines() if line.startswith("| stm32")]
     assert len(rows) == 3 and all(row.rstrip(" |").endswith("True") for row in rows)
+
+
+def test_uart_flood_script():
+    out = _run("uart_flood.py", "--trials", "1")
+    assert "| text |" in out and "| --json |" in out

@@ -153,7 +153,7 @@ def _array_bytes(graph: Graph) -> int:
 def block_cost(key: tuple, variant: str = "reference") -> BlockCost:
     """The :class:`BlockCost` of ``key`` = (block, c_in, h, c_out, e, k, stride, se); the
     scratch is that of kernel ``variant``."""
-    from atomsim.nn.planner import _buffers  # noqa: PLC2701 - the planner's own buffer list
+    from atomsim.nn.planner import arena_buffers as _buffers
 
     graph, y = _block_graph(key)
     mem = plan(graph, [Bank("all", 1 << 40)], variant=variant)

@@ -5,11 +5,20 @@ from pathlib import Path
 import pytest
 
 from atomsim.boards import get_board
+from atomsim.core.errors import ConfigError
 from atomsim.nn.frontends import load_model
 from atomsim.nn.graph import Graph
 from atomsim.nn.lowering import GraphBuilder, Tensor
 from atomsim.nn.ops import buffers
-from atomsim.nn.planner import SCRATCH, ArenaDoesNotFit, Bank, board_banks, plan
+from atomsim.nn.planner import (
+    SCRATCH,
+    ArenaDoesNotFit,
+    Bank,
+    Buffer,
+    arena_buffers,
+    board_banks,
+    plan,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -137,3 +146,45 @@ def test_board_banks_fit_the_small_models_and_refuse_the_big_ones():
         with pytest.raises(ArenaDoesNotFit, match="live there: pw5"):
             plan(big, banks, variant="cortex_m_dsp")
     assert board_banks(get_board("stm32f746"))[0].address == 0x2000_0000
+
+
+def test_reserved_bytes_of_a_bank_are_not_planned_and_the_oom_names_them():
+    b = GraphBuilder()
+    x = b.input(Tensor(16, 32, 32))
+    y = b.conv(x, 32, 3, 1)  # pad 16x34x34 -> conv 32x32x32: 51,264 B live together
+    b.graph.outputs.append(y)
+    g = b.graph
+    need = 16 * 34 * 34 + 32 * 32 * 32
+    p = plan(g, [Bank("sram", need + 72, reserved=72)])
+    assert p.bank_usage() == {"sram": (need, need + 72)} and p.bank_reserved == {"sram": 72}
+    with pytest.raises(ArenaDoesNotFit) as e:
+        plan(g, [Bank("sram", need + 64, reserved=72)])
+    err = e.value
+    assert err.bank == "sram" and err.over == 8 and err.deficit == 8
+    assert (err.needed, err.available) == (need, need - 8)
+    assert (f"in sram the arena needs {need} B and has {need - 8} B ({need + 64} B less 72 B "
+            "the firmware keeps there") in str(err)
+    # the bank named is the one that came closest, with its own figures
+    with pytest.raises(ArenaDoesNotFit) as e:
+        plan(g, [Bank("small", 20_000), Bank("big", 40_000, reserved=8_000)])
+    assert e.value.bank == "big" and e.value.available == 32_000
+    with pytest.raises(ConfigError, match="reserved"):
+        Bank("sram", 100, reserved=101)
+
+
+def test_arena_buffers_merge_views_and_in_place_outputs_with_their_input():
+    g = Graph()
+    x = g.add_input((1, 2, 2, 8))
+    r = g.add_op("reshape", [x], shape=(1, 1, 1, 32))
+    a = g.add_op("relu", [r])  # r dies here: in place
+    w = g.add_tensor((4, 32), const=True)
+    y = g.add_op("fc", [a, w])
+    g.outputs.append(y)
+    bufs = arena_buffers(g)
+    # a graph input is live from before the first op (-1), an output to after the last (3)
+    assert sorted(bufs) == [Buffer((x, r, a), 32, -1, 2), Buffer((y,), 4, 2, 3)]
+    ids, size, first, last = bufs[0]  # plain tuples to callers that unpack them
+    p = plan(g, BIG)
+    assert len({p.offset_of(t) for t in (x, r, a)}) == 1
+    assert p.peak_bytes == max(sum(b.size for b in bufs if b.first <= i <= b.last)
+                               for i in range(len(g.ops)))

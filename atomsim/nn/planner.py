@@ -14,17 +14,25 @@ variant (:mod:`atomsim.nn.ops.buffers`), live for the whole run, placed right af
 activation arena of the first bank with room for it: arena + scratch is the plan's SRAM.
 
 Banks: the caller gives the SRAM banks (name, size) the arena may use — e.g. one 320 KB region
-on the STM32F746, AXI SRAM and other banks on the STM32H743. Each buffer goes to the first
-bank (in the order given) where it fits; a buffer that fits no bank is an OOM
-(:class:`ArenaDoesNotFit`), naming the tensors live at the peak and the bytes over.
+on the STM32F746, AXI SRAM and other banks on the STM32H743 — and, per bank, the bytes the
+firmware keeps there besides the planned buffers (``Bank.reserved``: the network firmware's
+static data and the guard after its arena, measured from its ELF by
+:func:`atomsim.profiling.network.network_banks`), so a plan that fits also links. Each buffer
+goes to the first bank (in the order given) where it fits in ``size - reserved``; a buffer that
+fits no bank is an OOM (:class:`ArenaDoesNotFit`) naming the bank, the bytes needed and
+available, and the tensors live at the peak.
+
+:func:`arena_buffers` is the planner's buffer list (aliased tensors merged) for callers that
+estimate arenas without planning (atomnet's search).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from atomsim.core.errors import DoesNotFit
+from atomsim.core.errors import ConfigError, DoesNotFit
 from atomsim.nn.graph import Graph
 from atomsim.nn.ops import buffers
 
@@ -35,11 +43,35 @@ SCRATCH = -1  # buffer id of the shared scratch buffer
 
 @dataclass(frozen=True)
 class Bank:
-    """One SRAM region the arena may use."""
+    """One SRAM region the arena may use; ``reserved`` of its ``size`` bytes hold what the
+    firmware keeps there besides the planned buffers (static data, guard), so the plan has
+    ``room`` = size - reserved."""
 
     name: str
     size: int
     address: int = 0
+    reserved: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.reserved <= self.size:
+            raise ConfigError(f"bank {self.name}: {self.reserved} reserved bytes of "
+                              f"{self.size}: must be between 0 and the bank's size")
+
+    @property
+    def room(self) -> int:
+        """Bytes the planned buffers may use."""
+        return self.size - self.reserved
+
+
+class Buffer(NamedTuple):
+    """One arena buffer: the tensors that share it (aliases merged), its bytes (unaligned) and
+    its lifetime in op indices, both ends live (``Graph.lifetimes``: -1 for a graph input,
+    written before the run; the number of ops for a graph output, read after it)."""
+
+    tensors: tuple[int, ...]
+    size: int
+    first: int
+    last: int
 
 
 @dataclass(frozen=True)
@@ -67,6 +99,7 @@ class MemoryPlan:
     live_bytes: tuple[int, ...]  # activations live during each op (+ that op's scratch)
     live_tensors: tuple[tuple[int, ...], ...]
     bank_sizes: dict[str, int] = field(default_factory=dict)  # the banks planned over
+    bank_reserved: dict[str, int] = field(default_factory=dict)  # Bank.reserved of each
 
     def bank_usage(self) -> dict[str, tuple[int, int]]:
         """Per bank, in the order planned: (bytes used — activations and scratch, bank size)."""
@@ -111,22 +144,38 @@ class ArenaDoesNotFit(DoesNotFit):
     """The activations (and scratch) of a graph do not fit the banks given."""
 
     def __init__(self, graph: str, tensor: str, size: int, over: int, peak_op: int,
-                 peak_bytes: int, live: Sequence[str], banks: Sequence[Bank]):
+                 peak_bytes: int, live: Sequence[str], banks: Sequence[Bank],
+                 bank: Bank | None = None):
         self.tensor, self.size, self.over = tensor, size, over
         self.peak_op, self.peak_bytes, self.live = peak_op, peak_bytes, tuple(live)
-        largest = max((b.size for b in banks), default=0)
-        capacity = sum(b.size for b in banks)
+        largest = max((b.room for b in banks), default=0)
+        capacity = sum(b.room for b in banks)
         self.deficit = max(peak_bytes - capacity, over)  # bytes over at the peak
         self.bank_sizes = {b.name: b.size for b in banks}
+        self.bank_reserved = {b.name: b.reserved for b in banks}
+        # the bank that came closest (the named figures: bytes needed there and available)
+        bank = bank if bank is not None else max(banks, key=lambda b: b.room, default=None)
+        self.bank = bank.name if bank is not None else None
+        room = bank.room if bank is not None else 0
         region = ", ".join(b.name for b in banks) or "no bank"
-        super().__init__(region, largest + over, largest, what=f"{graph}")
-        sizes = ", ".join(f"{b.name} {b.size} B" for b in banks) or "none"
+        super().__init__(self.bank or region, room + over, room, what=graph)
+        sizes = ", ".join(f"{b.name} {b.size} B" + (f" less {b.reserved} B reserved"
+                                                    if b.reserved else "")
+                          for b in banks) or "none"
         why = ("is larger than every bank alone" if size > largest
                else "fits no bank beside the buffers live with it")
+        where = ""
+        if bank is not None:
+            kept = (f" ({bank.size} B less {bank.reserved} B the firmware keeps there: static "
+                    "data and guard)" if bank.reserved else "")
+            where = f"; in {bank.name} the arena needs {room + over} B and has {room} B{kept}"
+        total_reserved = sum(b.reserved for b in banks)
+        sram = f"{sum(b.size for b in banks)} B of SRAM" + (
+            f" less {total_reserved} B reserved" if total_reserved else "")
         self.args = (f"{graph} does not fit {region}: buffer {tensor} ({size} B) {why}: it "
-                     f"needs {over} bytes more than any bank has free (banks: {sizes}); at "
-                     f"the peak (op {peak_op}) {peak_bytes} B are live against {capacity} B of "
-                     f"SRAM ({self.deficit} B over); live there: {', '.join(live)}",)
+                     f"needs {over} bytes more than any bank has free{where} (banks: {sizes}); "
+                     f"at the peak (op {peak_op}) {peak_bytes} B are live against {sram} "
+                     f"({self.deficit} B over); live there: {', '.join(live)}",)
 
     def __str__(self) -> str:
         return self.args[0]
@@ -154,8 +203,11 @@ def _align(n: int, alignment: int) -> int:
     return (n + alignment - 1) // alignment * alignment
 
 
-def _buffers(graph: Graph) -> list[tuple[tuple[int, ...], int, int, int]]:
-    """(tensor ids, size, first, last) per buffer, aliased tensors merged."""
+def arena_buffers(graph: Graph) -> list[Buffer]:
+    """The arena buffers :func:`plan` places, one per tensor or group of aliased tensors (a
+    reshape's view, an in-place elementwise output with its input): their tensor ids, bytes
+    (the largest member's, unaligned) and lifetime. Scratch is not included. Each tuple
+    unpacks as (tensors, size, first, last)."""
     life = graph.lifetimes()
     alias: dict[int, int] = {}  # tensor -> the tensor whose buffer it uses
 
@@ -176,7 +228,7 @@ def _buffers(graph: Graph) -> list[tuple[tuple[int, ...], int, int, int]]:
         size = max(graph.tensors[t].nbytes for t in members)
         first = min(life[t][0] for t in members)
         last = max(life[t][1] for t in members)
-        out.append((tuple(sorted(members)), size, first, last))
+        out.append(Buffer(tuple(sorted(members)), size, first, last))
     return out
 
 
@@ -186,7 +238,7 @@ def plan(graph: Graph, banks: Sequence[Bank], *, variant: str = "reference",
     n = len(graph.ops)
     scratch_per_op = tuple(scratch_size(graph, i, variant) for i in range(n))
     scratch = max(scratch_per_op, default=0)
-    bufs = _buffers(graph)
+    bufs = arena_buffers(graph)
     # live bytes per op (activations by buffer, once per alias group) + that op's scratch
     live_tensors = []
     live_bytes = []
@@ -198,42 +250,45 @@ def plan(graph: Graph, banks: Sequence[Bank], *, variant: str = "reference",
     placed: list[Placement] = []
     for tensors, size, first, last in todo:
         need = _align(size, alignment)
-        best_over = None
+        best: tuple[int, Bank] | None = None  # (bytes over, bank) where it came closest
         for bank in banks:
             offset = _lowest_offset(placed, bank.name, need, first, last, alignment)
-            if offset + need <= bank.size:
+            if offset + need <= bank.room:
                 placed.append(Placement(tensors, bank.name, offset, size, first, last))
                 break
-            over = offset + need - bank.size
-            best_over = over if best_over is None else min(best_over, over)
+            over = offset + need - bank.room
+            if best is None or over < best[0]:
+                best = (over, bank)
         else:
-            _oom(graph, banks, tensors, size, best_over, live_bytes, live_tensors,
-                 scratch_per_op)
+            _oom(graph, banks, tensors, size, best, live_bytes, live_tensors, scratch_per_op)
     if scratch:  # one region after the activations of the first bank with room for it
+        best = None
         for bank in banks:
             offset = max((_align(p.offset + p.size, alignment) for p in placed
                           if p.bank == bank.name), default=0)
-            if offset + scratch <= bank.size:
+            if offset + scratch <= bank.room:
                 placed.append(Placement((SCRATCH,), bank.name, offset, scratch, -1, n))
                 break
+            over = offset + scratch - bank.room
+            if best is None or over < best[0]:
+                best = (over, bank)
         else:
-            free = max(b.size - max((_align(p.offset + p.size, alignment) for p in placed
-                                     if p.bank == b.name), default=0) for b in banks)
-            _oom(graph, banks, (SCRATCH,), scratch, scratch - free, live_bytes, live_tensors,
+            _oom(graph, banks, (SCRATCH,), scratch, best, live_bytes, live_tensors,
                  scratch_per_op)
     arena = {b.name: 0 for b in banks}
     for p in placed:
         if p.tensors != (SCRATCH,):
             arena[p.bank] = max(arena[p.bank], _align(p.offset + p.size, alignment))
     result = MemoryPlan(graph.name, variant, tuple(placed), arena, scratch, scratch_per_op,
-                        tuple(live_bytes), tuple(live_tensors), {b.name: b.size for b in banks})
+                        tuple(live_bytes), tuple(live_tensors), {b.name: b.size for b in banks},
+                        {b.name: b.reserved for b in banks})
     result.check()
     return result
 
 
 def _oom(graph: Graph, banks: Sequence[Bank], tensors: tuple[int, ...], size: int,
-         over: int | None, live_bytes: list[int], live_tensors: list[tuple[int, ...]],
-         scratch_per_op: tuple[int, ...]) -> None:
+         best: tuple[int, Bank] | None, live_bytes: list[int],
+         live_tensors: list[tuple[int, ...]], scratch_per_op: tuple[int, ...]) -> None:
     n = len(live_bytes)
     peak = max(range(n), key=live_bytes.__getitem__, default=0)
     name = ("scratch" if tensors == (SCRATCH,)
@@ -242,8 +297,9 @@ def _oom(graph: Graph, banks: Sequence[Bank], tensors: tuple[int, ...], size: in
             for t in live_tensors[peak]] if n else []
     if n and scratch_per_op[peak]:
         live.append(f"scratch ({scratch_per_op[peak]} B)")
-    raise ArenaDoesNotFit(graph.name, name, size, over if over is not None else size, peak,
-                          live_bytes[peak] if n else 0, live, banks)
+    over, bank = best if best is not None else (size, None)
+    raise ArenaDoesNotFit(graph.name, name, size, over, peak, live_bytes[peak] if n else 0, live,
+                          banks, bank)
 
 
 def _lowest_offset(placed: Sequence[Placement], bank: str, size: int, first: int, last: int,

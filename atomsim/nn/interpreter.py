@@ -263,15 +263,23 @@ def mean_s8(x: np.ndarray, s_in: float, zp_in: int, s_out: float, zp_out: int) -
     return np.clip(out, -128, 127).astype(np.int8)
 
 
-def logistic_s8(x: np.ndarray, s_in: float, zp_in: int) -> np.ndarray:
-    """int8 logistic (output scale 1/256, zero point -128), TFLite's reference_integer_ops:
-    the input in Q4.27, gemmlowp logistic, inputs beyond the radius saturate."""
+def logistic_params(s_in: float) -> tuple[int, int, int]:
+    """TFLite int8 logistic Prepare(): (input_multiplier, input_left_shift, input_range_radius)
+    of the input rescale to Q4.27; |input - zero point| >= radius saturates."""
     integer_bits = 4
     real = s_in * (1 << (31 - integer_bits))
     frac, left_shift = math.frexp(real)
     multiplier = int(math.copysign(math.floor(abs(frac) * (1 << 31) + 0.5), frac))
-    radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits))
-                        / (1 << left_shift))
+    radius = math.floor(math.ldexp(((1 << integer_bits) - 1) * (1 << (31 - integer_bits)),
+                                   -left_shift))
+    return multiplier, left_shift, radius
+
+
+def logistic_s8(x: np.ndarray, s_in: float, zp_in: int) -> np.ndarray:
+    """int8 logistic (output scale 1/256, zero point -128), TFLite's reference_integer_ops:
+    the input in Q4.27, gemmlowp logistic, inputs beyond the radius saturate."""
+    integer_bits = 4
+    multiplier, left_shift, radius = logistic_params(s_in)
     v = x.astype(np.int64) - zp_in
     inside = np.clip(v, -radius + 1, radius - 1)
     a = q.multiply_by_quantized_multiplier(inside, multiplier, left_shift)  # Q4.27

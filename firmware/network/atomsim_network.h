@@ -26,8 +26,10 @@ enum atomsim_op {
 #define ATOMSIM_OP_ID(NAME, name, ARGS) ATOMSIM_OP_##NAME,
     ATOMSIM_KERNELS(ATOMSIM_OP_ID)
 #undef ATOMSIM_OP_ID
-    ATOMSIM_OP_SOFTMAX, /* TFLite int8 softmax (network_ops.c): params = multiplier,
-                           left shift, diff_min; depth = in_dims.c */
+    ATOMSIM_OP_SOFTMAX,  /* TFLite int8 softmax (network_ops.c): params = multiplier,
+                            left shift, diff_min; depth = in_dims.c */
+    ATOMSIM_OP_LOGISTIC, /* TFLite int8 logistic (network_ops.c): params = input zero point,
+                            range radius, multiplier, shift (Q4.27); elementwise over in_dims */
 };
 
 typedef struct {
@@ -51,5 +53,9 @@ extern const uint32_t atomsim_nlayers;
 /* TFLite's int8 softmax over the last axis (reference_ops::Softmax, gemmlowp fixed point). */
 atomsim_status atomsim_net_softmax_s8(const int32_t *params, const atomsim_dims *dims,
                                       const int8_t *input, int8_t *output);
+
+/* TFLite's int8 logistic, elementwise (reference_integer_ops::Logistic, gemmlowp fixed point). */
+atomsim_status atomsim_net_logistic_s8(const int32_t *params, const atomsim_dims *dims,
+                                       const int8_t *input, int8_t *output);
 
 #endif /* ATOMSIM_NETWORK_H */

@@ -5,7 +5,8 @@
  * placed the input in the arena before reset and reads the output after the run.
  *
  * The build defines ATOMSIM_USES_<NAME> to 1 for the kernels the network calls and 0 for the
- * others, so only the kernels it uses are linked (their code is the image's "code" Flash).
+ * others (the atom kernels, SOFTMAX and LOGISTIC of network_ops.c), so only the kernels it uses
+ * are linked (their code is the image's "code" Flash).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,10 @@ static atomsim_status run_layer(const atomsim_layer_t *l) {
     case ATOMSIM_OP_SOFTMAX:
         return ATOMSIM_USES_SOFTMAX
                    ? atomsim_net_softmax_s8(l->params, &l->in_dims, l->input, l->output)
+                   : ATOMSIM_ARG_ERROR;
+    case ATOMSIM_OP_LOGISTIC:
+        return ATOMSIM_USES_LOGISTIC
+                   ? atomsim_net_logistic_s8(l->params, &l->in_dims, l->input, l->output)
                    : ATOMSIM_ARG_ERROR;
     default:
         return ATOMSIM_ARG_ERROR;

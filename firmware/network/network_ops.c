@@ -4,7 +4,16 @@
  * atomsim_net_softmax_s8 is TFLite's int8 softmax (reference_ops::Softmax): the input
  * difference to the row maximum, rescaled to Q5.26, goes through gemmlowp's
  * exp_on_negative_values; the sum in Q12.19 is inverted with one_over_one_plus_x; output scale
- * 1/256, zero point -128. atomsim/nn/interpreter.py holds the numpy twin.
+ * 1/256, zero point -128.
+ *
+ * atomsim_net_logistic_s8 is TFLite's int8 logistic (reference_integer_ops::Logistic): inputs
+ * at or beyond the range radius (after the zero point) saturate to -128 / 127, the others are
+ * rescaled to Q4.27 and go through gemmlowp's logistic (exp_on_negative_values of -|a|, then
+ * one_over_one_plus_x); output scale 1/256, zero point -128. It is compiled only when the
+ * network has a logistic layer (ATOMSIM_USES_LOGISTIC), so that the softmax code of the other
+ * networks stays what it was (exp_on_negative_values specialised for Q5.26).
+ *
+ * atomsim/nn/interpreter.py holds the numpy twins (softmax_s8, logistic_s8).
  */
 #include <stdint.h>
 
@@ -47,17 +56,18 @@ static int32_t exp_on_interval(int32_t a) {
     return constant_term + srdhm(constant_term, x + poly);
 }
 
-/* exp(a) for a <= 0 in Q5.26, result in Q0.31. */
-static int32_t exp_on_negative_values(int32_t a) {
-    enum { INTEGER_BITS = 5, FRAC = 31 - INTEGER_BITS };
+/* exp(a) for a <= 0 in Q(integer_bits).(31 - integer_bits), integer_bits 4 (logistic) or
+ * 5 (softmax); result in Q0.31. */
+static int32_t exp_on_negative_values(int32_t a, int integer_bits) {
     static const int32_t multipliers[7] = {1672461947, 1302514674, 790015084, 290630308,
                                            39332535,   720401,     242};
-    const int32_t quarter = 1 << (FRAC - 2);
+    const int frac = 31 - integer_bits;
+    const int32_t quarter = 1 << (frac - 2);
     const int32_t a_mod = (a & (quarter - 1)) - quarter;
-    int32_t result = exp_on_interval(sat_shift_left(a_mod, INTEGER_BITS));
+    int32_t result = exp_on_interval(sat_shift_left(a_mod, integer_bits));
     const int32_t remainder = a_mod - a;
-    for (int e = -2; e <= 4; e++)
-        if (remainder & (1 << (FRAC + e)))
+    for (int e = -2; e < integer_bits; e++) /* exp(-2^e) for the bits above the quarter */
+        if (remainder & (1 << (frac + e)))
             result = srdhm(result, multipliers[e + 2]);
     return a == 0 ? INT32_MAX : result;
 }
@@ -91,7 +101,7 @@ atomsim_status atomsim_net_softmax_s8(const int32_t *params, const atomsim_dims 
             const int32_t diff = in[c] - max;
             if (diff >= diff_min)
                 sum += rdbpot(exp_on_negative_values(
-                                  srdhm((int32_t)((uint32_t)diff << left_shift), multiplier)),
+                                  srdhm((int32_t)((uint32_t)diff << left_shift), multiplier), 5),
                               12);
         }
         const int headroom = __builtin_clz((uint32_t)sum);
@@ -105,7 +115,7 @@ atomsim_status atomsim_net_softmax_s8(const int32_t *params, const atomsim_dims 
             int32_t y = -128;
             if (diff >= diff_min) {
                 const int32_t e = exp_on_negative_values(
-                    srdhm((int32_t)((uint32_t)diff << left_shift), multiplier));
+                    srdhm((int32_t)((uint32_t)diff << left_shift), multiplier), 5);
                 y = rdbpot(srdhm(scale, e), exponent) - 128;
                 y = y < -128 ? -128 : (y > 127 ? 127 : y);
             }
@@ -114,3 +124,40 @@ atomsim_status atomsim_net_softmax_s8(const int32_t *params, const atomsim_dims 
     }
     return ATOMSIM_OK;
 }
+
+#if ATOMSIM_USES_LOGISTIC
+/* gemmlowp logistic: a in Q4.27, result in Q0.31. */
+static int32_t logistic_q4(int32_t a) {
+    if (a == 0)
+        return 1 << 30; /* one half */
+    const int32_t magnitude = a > 0 ? a : -a;
+    const int32_t positive = one_over_one_plus_x(exp_on_negative_values(-magnitude, 4));
+    return a > 0 ? positive : INT32_MAX - positive;
+}
+
+atomsim_status atomsim_net_logistic_s8(const int32_t *params, const atomsim_dims *dims,
+                                       const int8_t *input, int8_t *output) {
+    const int32_t zero_point = params[0], radius = params[1], multiplier = params[2],
+                  shift = params[3];
+    const int32_t size = dims->n * dims->h * dims->w * dims->c;
+    if (size < 1 || radius < 0 || shift < -31 || shift > 31)
+        return ATOMSIM_ARG_ERROR;
+    const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    for (int32_t i = 0; i < size; i++) {
+        const int32_t v = input[i] - zero_point;
+        int32_t y;
+        if (v <= -radius) {
+            y = -128;
+        } else if (v >= radius) {
+            y = 127;
+        } else { /* |v| < radius: v * 2^left stays below 15 * 2^27 */
+            const int32_t a =
+                rdbpot(srdhm((int32_t)((uint32_t)v << left), multiplier), right); /* Q4.27 */
+            y = rdbpot(logistic_q4(a), 31 - 8) - 128;
+            y = y < -128 ? -128 : (y > 127 ? 127 : y);
+        }
+        output[i] = (int8_t)y;
+    }
+    return ATOMSIM_OK;
+}
+#endif

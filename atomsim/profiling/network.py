@@ -8,7 +8,9 @@ field name, and the arena of the board's first SRAM bank (the ``ram`` region, wh
 .data and .bss) as one ``.noinit`` array sized to the plan plus a guard. The other banks of the
 board (``[[<board>.banks]]``, e.g. SRAM1-3 and SRAM4 of the STM32H743) hold nothing but arena:
 their tensors are addressed from the bank's base address, with the same guard after the planned
-part of each bank. It is built
+part of each bank. The planner gets every bank less what the firmware keeps there besides the
+arena (:func:`network_banks`: static data and guard, read from the ELF), so a plan that fits
+links. It is built
 with firmware/network/network.c (walks the table, a marker pair around every layer) and the
 kernels of the chosen variant.
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,7 @@ from atomsim.profiling.profiler import (
     kernel_sources,
 )
 from atomsim.target.backend import Backend, RunResult
+from atomsim.target.elf import load as load_elf
 from atomsim.target.firmware import build
 
 NETWORK_DIR = FIRMWARE_DIR / "network"
@@ -126,43 +129,20 @@ def _dims(d) -> str:
     return "{" + ", ".join(str(int(v)) for v in d) + "}"
 
 
-NETWORK_OPS = ("softmax", "logistic")  # ops of firmware/network/network_ops.c, no atom
-
-
-def logistic_params(s_in: float, zp_in: int) -> tuple[int, int, int, int]:
-    """The params of ``atomsim_net_logistic_s8``: (input zero point, range radius, multiplier,
-    shift), TFLite's Prepare() values (``interpreter.logistic_params``) held to int32 without
-    changing any int8 result: |input - zero point| <= 255, so a radius above 256 saturates
-    nothing and is stored as 256; a shift beyond ±31 only happens where it cannot matter (a
-    radius of 0 above, a rescale that rounds every input to 0 below), so it is stored as ±31."""
-    multiplier, shift, radius = interpreter.logistic_params(s_in)
-    if not 0 < multiplier < 1 << 31:
-        raise ConfigError(f"logistic: input scale {s_in!r} has no int32 multiplier "
-                          f"({multiplier})")
-    return int(zp_in), min(radius, 256), multiplier, max(-31, min(shift, 31))
-
-
 def _layer_calls(graph: Graph) -> list[tuple[int, str, object]]:
-    """(op index, kernel name, call) for every op that runs code; reshapes are views. The
-    network ops (softmax, logistic) carry their params tuple instead of a KernelCall."""
+    """(op index, kernel name, call) for every op that runs code; reshapes are views."""
     out = []
     for i, op in enumerate(graph.ops):
         if op.kind == "reshape":
             continue
-        if op.kind in NETWORK_OPS:
-            s_in, zp_in = graph.tensors[op.inputs[0]].quant.per_tensor
-            s_out, zp_out = graph.tensors[op.outputs[0]].quant.per_tensor
-            if (s_out, zp_out) != (1 / 256, -128):
-                raise ConfigError(f"{graph.name}: op {i} ({op.kind}): output must be scale "
-                                  f"1/256, zero point -128 (TFLite int8), got {s_out}, {zp_out}")
-            params = (interpreter.softmax_params(s_in, op.param("beta", 1.0))
-                      if op.kind == "softmax" else logistic_params(s_in, zp_in))
-            out.append((i, op.kind, params))
+        if op.kind == "softmax":
+            s_in, _ = graph.tensors[op.inputs[0]].quant.per_tensor
+            out.append((i, "softmax", interpreter.softmax_params(s_in, op.param("beta", 1.0))))
         elif op.kind in interpreter.KERNEL_OF:
             out.append((i, interpreter.KERNEL_OF[op.kind], interpreter.kernel_call(graph, i)))
         else:
             raise ConfigError(f"{graph.name}: op {i} ({op.kind}) has no firmware kernel; the "
-                              "network firmware runs the atom kernels, softmax and logistic")
+                              "network firmware runs the atom kernels and softmax")
     return out
 
 
@@ -213,7 +193,7 @@ def generate_model_c(graph: Graph, mem: MemoryPlan, variant: str,
     for n, (i, kernel, call) in enumerate(_layer_calls(graph)):
         op = graph.ops[i]
         acts = graph.activation_inputs(op)
-        fields = [f".op = ATOMSIM_OP_{kernel.upper()}" if kernel in NETWORK_OPS
+        fields = [f".op = ATOMSIM_OP_{kernel.upper()}" if kernel == "softmax"
                   else f".op = {registry.operator(kernel).c_id}"]
 
         def act(t: int) -> str:
@@ -221,7 +201,7 @@ def generate_model_c(graph: Graph, mem: MemoryPlan, variant: str,
 
         fields.append(f".input = {act(acts[0])}")
         fields.append(f".output = {act(op.outputs[0])}")
-        if kernel in NETWORK_OPS:
+        if kernel == "softmax":
             fields.append(f".in_dims = {_dims(graph.tensors[acts[0]].nhwc)}")
             fields.append(".params = {" + ", ".join(str(v) for v in call) + "}")
             layers.append("{" + ", ".join(fields) + "}")
@@ -246,8 +226,9 @@ def generate_model_c(graph: Graph, mem: MemoryPlan, variant: str,
         if size:
             fields += [f".scratch = {scratch}", f".scratch_size = {size}"]
         layers.append("{" + ", ".join(fields) + "}")
+    # no layer (network_banks' probe): one entry that is never run keeps the arena linked
     lines.append("const atomsim_layer_t atomsim_layers[] = {\n    "
-                 + ",\n    ".join(layers) + "\n};")
+                 + ",\n    ".join(layers or ["{.input = atomsim_arena}"]) + "\n};")
     lines.append(f"const uint32_t atomsim_nlayers = {len(layers)};")
     return "\n".join(lines) + "\n", arena
 
@@ -262,10 +243,10 @@ def build_network(graph: Graph, board: Board, variant: str = DEFAULT_VARIANT, *,
         raise ConfigError(f"{graph.name}: the graph has no weights; give it seeded ones "
                           "(lowering.with_random_weights) or load a .tflite")
     banks = board_banks(board)
-    # the first bank's guard is inside the linked array (an overflow is a link error); in the
-    # other banks the guard follows the planned part, so it is kept free by the plan
-    planned = [banks[0], *(dataclasses.replace(b, size=b.size - GUARD_BYTES) for b in banks[1:])]
-    mem = memory_plan if memory_plan is not None else plan(graph, planned, variant=variant)
+    layers = tuple(Layer(i, graph.ops[i].kind, k) for i, k, _ in _layer_calls(graph))
+    used = {layer.kernel for layer in layers}
+    mem = memory_plan if memory_plan is not None else plan(
+        graph, network_banks(board, variant, used), variant=variant)
     if mem.variant != variant:
         raise ConfigError(f"{graph.name}: the memory plan is for kernel variant "
                           f"{mem.variant!r}, the firmware for {variant!r}")
@@ -276,6 +257,16 @@ def build_network(graph: Graph, board: Board, variant: str = DEFAULT_VARIANT, *,
         raise DoesNotFit("flash", const, board.flash.size,
                          what=f"{graph.name}'s constant data (weights, bias, tables)")
     text, arena = generate_model_c(graph, mem, variant, banks)
+    elf = _link(board, variant, text, used)
+    image = NetworkImage(elf, graph, board, variant, mem, layers, arena,
+                         bank_arenas=bank_arenas(mem, banks))
+    image.flash = flash_breakdown(elf)
+    return image
+
+
+def _link(board: Board, variant: str, text: str, used: Set[str] | None) -> Path:
+    """Write the model file ``text`` (named by its hash) and build it with the network firmware
+    and the kernels of ``variant``; only the kernels named in ``used`` (None: all) are linked."""
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     src_dir = build_dir() / "network-src" / board.id / variant
     src_dir.mkdir(parents=True, exist_ok=True)
@@ -287,17 +278,41 @@ def build_network(graph: Graph, board: Board, variant: str = DEFAULT_VARIANT, *,
     include = [NETWORK_DIR, KERNELS_DIR / "include", KERNELS_DIR / "reference"]
     if variant != "reference":
         include.insert(2, KERNELS_DIR / variant)
-    layers = tuple(Layer(i, graph.ops[i].kind, k) for i, k, _ in _layer_calls(graph))
-    used = {layer.kernel for layer in layers}
-    uses = [f"-DATOMSIM_USES_{name.upper()}={int(name in used)}"
-            for name in (*(op.name for op in registry.OPERATORS), *NETWORK_OPS)]
-    elf = build(f"network-{variant}", board,
-                [NETWORK_DIR / "network.c", NETWORK_DIR / "network_ops.c", model_c,
-                 *kernel_sources(variant)], include_dirs=include, extra_flags=uses)
-    image = NetworkImage(elf, graph, board, variant, mem, layers, arena,
-                         bank_arenas=bank_arenas(mem, banks))
-    image.flash = flash_breakdown(elf)
-    return image
+    names = (*(op.name for op in registry.OPERATORS), "softmax")
+    if used is not None and not set(used) <= set(names):
+        raise ConfigError(f"no network kernel named {', '.join(sorted(set(used) - set(names)))}"
+                          f" (kernels: {', '.join(names)})")
+    uses = [f"-DATOMSIM_USES_{name.upper()}={int(used is None or name in used)}"
+            for name in names]
+    return build(f"network-{variant}", board,
+                 [NETWORK_DIR / "network.c", NETWORK_DIR / "network_ops.c", model_c,
+                  *kernel_sources(variant)], include_dirs=include, extra_flags=uses)
+
+
+def network_banks(board: Board, variant: str = DEFAULT_VARIANT,
+                  used: Set[str] | None = None) -> list[Bank]:
+    """The board's SRAM banks as the network firmware leaves them to the planner, each with the
+    bytes it keeps there besides the planned arena (``Bank.reserved``).
+
+    First bank: everything the linker places in the ``ram`` region when the arena is empty —
+    static data (.data, .bss), alignment, and the ``GUARD_BYTES`` inside ``atomsim_arena`` —
+    read (``_end``) from the ELF of this very firmware with kernels ``used`` (None: all) and an
+    empty layer table (one cached build per board, variant and kernel set). The others: the
+    guard after the planned part. Both leave a room that is a multiple of 8 (the planned part
+    of a bank is rounded to 8 bytes), so a plan that fits links and one byte more is an OOM of
+    the plan, naming the bank and the bytes.
+    """
+    banks = board_banks(board)
+    empty = MemoryPlan("reserved-probe", variant, (), {}, 0, (), (), ())
+    text, _ = generate_model_c(Graph(name="reserved-probe"), empty, variant, banks)
+    fw = load_elf(_link(board, variant, text, used))
+    end = fw.symbol("_end")
+    if end is None or fw.symbol("atomsim_arena") is None:  # no kernel used: nothing reads it
+        raise AtomSimError(f"{fw.path} lacks _end or atomsim_arena: cannot measure what the "
+                           f"network firmware keeps in {banks[0].name} (kernels: {used})")
+    taken = [end - banks[0].address, *(GUARD_BYTES for _ in banks[1:])]
+    return [dataclasses.replace(b, reserved=min(b.size, b.size - (b.size - t) // 8 * 8))
+            for b, t in zip(banks, taken, strict=True)]
 
 
 def flash_breakdown(elf: Path) -> dict[str, int]:
@@ -393,7 +408,7 @@ class LayerAdditivity:
     op_index: int
     kind: str
     network_cycles: int
-    atom_cycles: int | None  # None: no atom (softmax, logistic)
+    atom_cycles: int | None  # None: no atom (softmax)
 
 
 @dataclass(frozen=True)
@@ -404,7 +419,7 @@ class NetworkAdditivity:
     variant: str
     whole_cycles: int  # first layer marker to last
     atoms_cycles: int  # sum over the layers that are atoms
-    other_cycles: int  # layers with no atom (softmax, logistic), as measured in the run
+    other_cycles: int  # layers with no atom (softmax), as measured in the network run
     layers: tuple[LayerAdditivity, ...]
 
     @property

@@ -129,20 +129,43 @@ def _dims(d) -> str:
     return "{" + ", ".join(str(int(v)) for v in d) + "}"
 
 
+NETWORK_OPS = ("softmax", "logistic")  # ops of firmware/network/network_ops.c, no atom
+
+
+def logistic_params(s_in: float, zp_in: int) -> tuple[int, int, int, int]:
+    """The params of ``atomsim_net_logistic_s8``: (input zero point, range radius, multiplier,
+    shift), TFLite's Prepare() values (``interpreter.logistic_params``) held to int32 without
+    changing any int8 result: |input - zero point| <= 255, so a radius above 256 saturates
+    nothing and is stored as 256; a shift beyond ±31 only happens where it cannot matter (a
+    radius of 0 above, a rescale that rounds every input to 0 below), so it is stored as ±31."""
+    multiplier, shift, radius = interpreter.logistic_params(s_in)
+    if not 0 < multiplier < 1 << 31:
+        raise ConfigError(f"logistic: input scale {s_in!r} has no int32 multiplier "
+                          f"({multiplier})")
+    return int(zp_in), min(radius, 256), multiplier, max(-31, min(shift, 31))
+
+
 def _layer_calls(graph: Graph) -> list[tuple[int, str, object]]:
-    """(op index, kernel name, call) for every op that runs code; reshapes are views."""
+    """(op index, kernel name, call) for every op that runs code; reshapes are views. The
+    network ops (softmax, logistic) carry their params tuple instead of a KernelCall."""
     out = []
     for i, op in enumerate(graph.ops):
         if op.kind == "reshape":
             continue
-        if op.kind == "softmax":
-            s_in, _ = graph.tensors[op.inputs[0]].quant.per_tensor
-            out.append((i, "softmax", interpreter.softmax_params(s_in, op.param("beta", 1.0))))
+        if op.kind in NETWORK_OPS:
+            s_in, zp_in = graph.tensors[op.inputs[0]].quant.per_tensor
+            s_out, zp_out = graph.tensors[op.outputs[0]].quant.per_tensor
+            if (s_out, zp_out) != (1 / 256, -128):
+                raise ConfigError(f"{graph.name}: op {i} ({op.kind}): output must be scale "
+                                  f"1/256, zero point -128 (TFLite int8), got {s_out}, {zp_out}")
+            params = (interpreter.softmax_params(s_in, op.param("beta", 1.0))
+                      if op.kind == "softmax" else logistic_params(s_in, zp_in))
+            out.append((i, op.kind, params))
         elif op.kind in interpreter.KERNEL_OF:
             out.append((i, interpreter.KERNEL_OF[op.kind], interpreter.kernel_call(graph, i)))
         else:
             raise ConfigError(f"{graph.name}: op {i} ({op.kind}) has no firmware kernel; the "
-                              "network firmware runs the atom kernels and softmax")
+                              "network firmware runs the atom kernels, softmax and logistic")
     return out
 
 
@@ -193,7 +216,7 @@ def generate_model_c(graph: Graph, mem: MemoryPlan, variant: str,
     for n, (i, kernel, call) in enumerate(_layer_calls(graph)):
         op = graph.ops[i]
         acts = graph.activation_inputs(op)
-        fields = [f".op = ATOMSIM_OP_{kernel.upper()}" if kernel == "softmax"
+        fields = [f".op = ATOMSIM_OP_{kernel.upper()}" if kernel in NETWORK_OPS
                   else f".op = {registry.operator(kernel).c_id}"]
 
         def act(t: int) -> str:
@@ -201,7 +224,7 @@ def generate_model_c(graph: Graph, mem: MemoryPlan, variant: str,
 
         fields.append(f".input = {act(acts[0])}")
         fields.append(f".output = {act(op.outputs[0])}")
-        if kernel == "softmax":
+        if kernel in NETWORK_OPS:
             fields.append(f".in_dims = {_dims(graph.tensors[acts[0]].nhwc)}")
             fields.append(".params = {" + ", ".join(str(v) for v in call) + "}")
             layers.append("{" + ", ".join(fields) + "}")
@@ -278,7 +301,7 @@ def _link(board: Board, variant: str, text: str, used: Set[str] | None) -> Path:
     include = [NETWORK_DIR, KERNELS_DIR / "include", KERNELS_DIR / "reference"]
     if variant != "reference":
         include.insert(2, KERNELS_DIR / variant)
-    names = (*(op.name for op in registry.OPERATORS), "softmax")
+    names = (*(op.name for op in registry.OPERATORS), *NETWORK_OPS)
     if used is not None and not set(used) <= set(names):
         raise ConfigError(f"no network kernel named {', '.join(sorted(set(used) - set(names)))}"
                           f" (kernels: {', '.join(names)})")
@@ -408,7 +431,7 @@ class LayerAdditivity:
     op_index: int
     kind: str
     network_cycles: int
-    atom_cycles: int | None  # None: no atom (softmax)
+    atom_cycles: int | None  # None: no atom (softmax, logistic)
 
 
 @dataclass(frozen=True)
@@ -419,7 +442,7 @@ class NetworkAdditivity:
     variant: str
     whole_cycles: int  # first layer marker to last
     atoms_cycles: int  # sum over the layers that are atoms
-    other_cycles: int  # layers with no atom (softmax), as measured in the network run
+    other_cycles: int  # layers with no atom (softmax, logistic), as measured in the run
     layers: tuple[LayerAdditivity, ...]
 
     @property

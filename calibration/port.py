@@ -1,5 +1,12 @@
 """Calibrating against a board on a serial port: ``atomsim calibrate --port PORT``.
 
+0. **Checks**, before anything is built, emulated or written: budget, repeats, board, variant,
+   space, the port (:func:`calibration.serial.host.check_port`: it exists and is a terminal or a
+   pyserial URL), the AtomDB (an AtomDB, identified read-only, with emulated atoms of the board
+   unless a space is named; its file and folder writable) and the journal's folder. Then the
+   harness ELF is built (or flashed, step 4) and the board must answer HELLO with that image
+   before any atom is emulated: a failed check, a silent board or another image create no
+   AtomDB, plan or journal.
 1. **Candidates**: every emulated atom the AtomDB holds for the board, or the atoms of a named
    space (``--space table2``). A large candidate set is first thinned by shape alone
    (:func:`calibration.selection.preselect`, ``POOL_PER_POINT`` candidates per point).
@@ -25,12 +32,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from atomsim.boards import get_board
+from atomsim.boards import Board, get_board
+from atomsim.core.errors import ConfigError
 from atomsim.db import AtomDB
+from atomsim.db.errors import DatabaseReadOnly
 from atomsim.nn.atoms import Atom
 from calibration import dataset, features
 from calibration.calibrate import Calibration, calibrate
@@ -124,6 +134,62 @@ def plan_atoms(db_path: str | Path, board_id: str, budget: int, *, variant: str,
     return atoms
 
 
+def check_inputs(board_id: str, port: str, db_path: str | Path, *, budget: int,
+                 repeats: int, variant: str, space: str | None, journal: Path,
+                 classes: tuple[str, ...] | None = None) -> Board:
+    """Everything :func:`calibrate_on_port` is given, checked before it builds, emulates or
+    writes anything; each problem is a named error and nothing is created. Returns the board."""
+    from atomsim.nn.spaces import SPACES
+    from atomsim.profiling.profiler import VARIANTS
+    from calibration.serial.host import check_port
+
+    if budget < 3:
+        raise CalibrationError(f"--budget {budget}: at least 3 points are needed")
+    if repeats < 1:
+        raise CalibrationError(f"--repeats {repeats}: at least one run per atom is needed")
+    board = get_board(board_id)
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown kernel variant {variant!r}; variants: {', '.join(VARIANTS)}")
+    if space is not None and space not in SPACES:
+        raise ConfigError(f"unknown atom space {space!r}; known: {', '.join(SPACES)}")
+    check_port(port)
+    db_path = Path(db_path)
+    if space is None and not db_path.exists():
+        raise CalibrationError(f"{db_path} does not exist: calibrating over a port chooses from "
+                               "the AtomDB's atoms of the board (run a sweep into it first) "
+                               "or from a named space (--space table2)")
+    if space is None or db_path.is_dir() or (db_path.is_file() and db_path.stat().st_size):
+        with AtomDB.open(db_path, readonly=True) as db:  # identified, never written
+            if space is None:
+                candidates(db, board_id, variant, space, classes)
+    _check_writable(db_path, "the AtomDB")
+    plan = journal.with_name(journal.name + ".plan.json")
+    for path, what in ((journal, "the journal"), (plan, "the journal's plan")):
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{what} {path} is not a regular file")
+    if journal.is_file():
+        from calibration.serial.journal import Journal
+
+        Journal(journal)  # a file that is no journal is named here, not after the emulation
+    _check_writable(journal, "the journal")
+    return board
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """``path`` (when it exists) and its folder (which must exist) may be written: permission
+    bits are honoured even for root, as AtomDB does."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{what} {path}: no such directory {folder}")
+    for target in ((path, folder) if path.exists() else (folder,)):
+        mode = target.stat().st_mode
+        if not (mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+                and os.access(target, os.W_OK)):
+            kind = "directory" if target.is_dir() else "file"
+            raise DatabaseReadOnly(f"{what} {path}: the {kind} {target} is read-only; "
+                                   "nothing was written")
+
+
 def calibrate_on_port(board_id: str, port: str, db_path: str | Path, *, budget: int = 25,
                       repeats: int = DEFAULT_REPEATS, space: str | None = None,
                       journal: str | Path | None = None, flash: bool = False,
@@ -131,30 +197,17 @@ def calibrate_on_port(board_id: str, port: str, db_path: str | Path, *, budget: 
                       include_db_atoms: bool = True, settings=None,
                       classes: tuple[str, ...] | None = None,
                       say: Callable[[str], None] = print) -> PortCalibration:
-    """Pick, measure (resumably), fit and record; see the module docstring."""
+    """Check, pick, measure (resumably), fit and record; see the module docstring."""
     from atomsim.profiling.profiler import DEFAULT_VARIANT, harness_elf
+    from calibration.serial.host import SerialBoard
     from calibration.serial.host import flash as flash_elf
-    from calibration.serial.journal import Journal, measure_on_port
+    from calibration.serial.journal import Journal, measure_atoms, measurement_source
 
-    if budget < 3:
-        raise CalibrationError(f"--budget {budget}: at least 3 points are needed")
-    if repeats < 1:
-        raise CalibrationError(f"--repeats {repeats}: at least one run per atom is needed")
-    if "://" not in port and not Path(port).exists():  # fail before any emulation
-        from calibration.serial.errors import BoardDisconnected
-
-        raise BoardDisconnected(port, "cannot open it: no such port")
-    if space is None and not Path(db_path).is_file():  # nothing to choose from: create nothing
-        raise CalibrationError(f"{db_path} does not exist: calibrating over a port chooses from "
-                               "the AtomDB's atoms of the board (run a sweep into it first) "
-                               "or from a named space (--space table2)")
     variant = variant or DEFAULT_VARIANT
-    board = get_board(board_id)
     journal = Path(journal) if journal else journal_path(db_path, board_id)
+    board = check_inputs(board_id, port, db_path, budget=budget, repeats=repeats,
+                         variant=variant, space=space, journal=journal, classes=classes)
     plan = journal.with_name(journal.name + ".plan.json")
-    say(f"choosing {budget} atoms of {space or 'the AtomDB'} for {board_id} …")
-    atoms = plan_atoms(db_path, board_id, budget, variant=variant, space=space, seed=seed,
-                       plan=plan, workers=workers, classes=classes)
     elf = harness_elf(board, variant)
     if flash:
         message = flash_elf(elf)
@@ -163,16 +216,21 @@ def calibrate_on_port(board_id: str, port: str, db_path: str | Path, *, budget: 
                    "(STM32CubeProgrammer, st-flash, OpenOCD) or pass --flash with pyOCD "
                    "installed; HELLO checks its image CRC against this ELF")
     say(message)
-    before = len(Journal(journal).records)
-    todo = sum(1 for a in atoms if _missing(Journal(journal), board_id, variant, a, repeats))
-    say(f"measuring {todo} of {len(atoms)} atoms on {port} ({repeats} runs each; "
-        f"{len(atoms) - todo} already in {journal})")
+    with SerialBoard(port, board, elf, variant, settings) as link:
+        link.connect()  # a silent board or another image fails here, before any emulation
+        say(f"choosing {budget} atoms of {space or 'the AtomDB'} for {board_id} …")
+        atoms = plan_atoms(db_path, board_id, budget, variant=variant, space=space, seed=seed,
+                           plan=plan, workers=workers, classes=classes)
+        before = len(Journal(journal).records)
+        todo = sum(1 for a in atoms if _missing(Journal(journal), board_id, variant, a, repeats))
+        say(f"measuring {todo} of {len(atoms)} atoms on {port} ({repeats} runs each; "
+            f"{len(atoms) - todo} already in {journal})")
 
-    def progress(atom: Atom, i: int, n: int) -> None:
-        say(f"  [{i + 1}/{n}] {atom.key}")
+        def progress(atom: Atom, i: int, n: int) -> None:
+            say(f"  [{i + 1}/{n}] {atom.key}")
 
-    source = measure_on_port(board, port, atoms, journal, repeats, variant, settings,
-                             progress=progress)
+        measure_atoms(link, atoms, journal, repeats, progress)
+    source = measurement_source(journal, atoms, board.id, board.clock_hz, port, variant)
     done = Journal(journal)
     not_fitting = [a.key for a in atoms if done.done(board_id, variant, a.key) is None]
     firmware = hashlib.sha256(elf.read_bytes()).hexdigest()[:16]

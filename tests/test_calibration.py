@@ -287,7 +287,11 @@ def test_cli_serial_port_bad_input_is_a_named_error(tmp_path):
     p = _atomsim("calibrate", "--port", "/dev/null", "--board", BOARD, "--db", db,
                  "--space", "nosuch")
     assert p.returncode == ConfigError.exit_code and "nosuch" in p.stderr
-    p = _atomsim("calibrate", "--port", "/dev/null", "--board", BOARD, "--db", db)
+    import os
+
+    master, slave = os.openpty()  # a real tty, so the missing AtomDB is what fails
+    p = _atomsim("calibrate", "--port", os.ttyname(slave), "--board", BOARD, "--db", db)
+    os.close(master), os.close(slave)
     assert p.returncode == 20 and "does not exist" in p.stderr  # CalibrationError
     assert not (tmp_path / "db.sqlite").exists()
 

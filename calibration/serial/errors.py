@@ -1,4 +1,4 @@
-"""Named errors of the serial board link, each with its own CLI exit code (50-57)."""
+"""Named errors of the serial board link, each with its own CLI exit code (50-58)."""
 
 from __future__ import annotations
 
@@ -79,3 +79,17 @@ class FlashingFailed(SerialLinkError):
 
     exit_code = 57
     status = "flash-failed"
+
+
+class NotASerialPort(SerialLinkError):
+    """The port names something that is not a serial line: a regular file, a directory, a
+    character device that is no terminal (``/dev/null``), a pyserial URL of an unknown scheme.
+    A port that does not exist is :class:`BoardDisconnected` (the board is unplugged)."""
+
+    exit_code = 58
+    status = "not-a-serial-port"
+
+    def __init__(self, port: str, what: str):
+        self.port, self.what = port, what
+        super().__init__(f"{port} is not a serial port: {what}; name the board's serial "
+                         "device (a tty such as /dev/ttyACM0 or /dev/ttyUSB0) or a pyserial URL")

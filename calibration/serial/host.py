@@ -19,7 +19,9 @@ RAM (the arena), not in flash, because a board cannot be written flash over the 
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
+import stat
 import struct
 import time
 from collections.abc import Callable
@@ -46,6 +48,7 @@ from calibration.serial.errors import (
     BoardRefused,
     BoardReset,
     FlashingFailed,
+    NotASerialPort,
 )
 
 HARNESS_MAGIC_NAME = "ATOMSIM_HARNESS_MAGIC"
@@ -65,6 +68,49 @@ class LinkSettings:
     backoff: float = 1.5
     max_resets: int = 3  # board restarts tolerated while one case is measured
     chunk_bytes: int = 256  # data per WRITE: small frames survive a noisy line more often
+
+
+_NOT_A_TTY = {stat.S_IFREG: "a regular file", stat.S_IFDIR: "a directory",
+              stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket",
+              stat.S_IFBLK: "a block device (a disk)"}
+
+
+def check_port(port: str) -> None:
+    """Refuse a port that cannot be a board's serial line, before any work and sending nothing.
+
+    A pyserial URL must have a scheme pyserial knows (``NotASerialPort``). A path must exist
+    (``BoardDisconnected`` otherwise: the board is unplugged) and be a terminal: a regular
+    file, a directory or a character device that is no tty (``/dev/null``) is
+    ``NotASerialPort``. A character device is opened (non-blocking, not as the controlling
+    terminal) and closed once to ask. Names that are not paths (Windows ``COM5``) pass.
+    """
+    if "://" in port:
+        try:
+            serial.serial_for_url(port, do_not_open=True)
+        except (ValueError, serial.SerialException) as exc:
+            raise NotASerialPort(port, f"pyserial cannot open this URL ({exc})") from None
+        return
+    if os.name != "posix":
+        return
+    try:
+        mode = os.stat(port).st_mode
+    except FileNotFoundError:
+        raise BoardDisconnected(port, "cannot open it: no such port") from None
+    except OSError as exc:
+        raise BoardDisconnected(port, f"cannot open it: {exc.strerror or exc}") from None
+    kind = _NOT_A_TTY.get(stat.S_IFMT(mode))
+    if kind is not None:
+        raise NotASerialPort(port, f"it is {kind}")
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise BoardDisconnected(port, f"cannot open it: {exc.strerror or exc}") from None
+    try:
+        is_tty = os.isatty(fd)
+    finally:
+        os.close(fd)
+    if not is_tty:
+        raise NotASerialPort(port, "it is a character device that is not a terminal (tty)")
 
 
 def image_crc(elf: Path, start: int, end: int) -> int:
@@ -195,6 +241,7 @@ class SerialBoard:
                 self.serial = serial.serial_for_url(self.port, baudrate=self.settings.baudrate,
                                                     timeout=0.05)
             except (serial.SerialException, OSError, ValueError) as exc:
+                check_port(self.port)  # a path that is no serial line gets its own name
                 raise BoardDisconnected(self.port, f"cannot open it: {exc}") from None
         self.decoder = P.Decoder()
         self._seq = 0

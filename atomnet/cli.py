@@ -236,11 +236,11 @@ def _quantize(args) -> int:
 
 
 def _export(args) -> int:
-    from atomnet.export_tflite import export_tflite
-    from atomnet.quantize import QModel
+    from atomnet.export_tflite import export_tflite, read_qmodel
 
+    q = read_qmodel(args.qmodel)  # named before --out's folder is made
     _check_out(args.out, "--out")
-    path = export_tflite(QModel.load(args.qmodel), args.out)
+    path = export_tflite(q, args.out)
     size = path.stat().st_size
     _emit(args, {"out": str(path), "bytes": size}, f"wrote {path} ({size:,} bytes)")
     return 0

@@ -10,11 +10,21 @@ top/left, SAME the bottom/right). The SE gate's hard-sigmoid is part of its conv
 
 TensorFlow Lite Micro's interpreter runs the file and its output equals
 :func:`atomnet.quantize.run_int8` bit for bit (tests/test_atomnet_pipeline.py).
+
+:func:`read_qmodel` reads the input of ``atomnet export``: a file that is not what
+``atomnet quantize`` writes (a training checkpoint, a state_dict, a .tflite, a stage config,
+a file cut short …) is a :class:`NotAQuantizedModel` saying what the file looks like, found
+by its first bytes and, for a pickle, by walking its opcodes (nothing is unpickled until the
+file is known to be a whole pickle of a ``QModel``).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+import pickle
+import pickletools
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +36,121 @@ from tflite.BuiltinOptions import BuiltinOptions as Opt
 from tflite.Padding import Padding
 from tflite.TensorType import TensorType
 
-from atomnet.quantize import QModel, QOp
+from atomnet.quantize import CONV_KINDS, QModel, QOp
 from atomsim.core.errors import ConfigError
+
+EXPECTED = ("the quantized model that `atomsim atomnet quantize CHECKPOINT --out MODEL.q` "
+            "writes")
+# What torch.save's legacy (pre-zip) format starts with: its magic number, pickled first.
+_TORCH_LEGACY_HEAD = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+_SQLITE_HEAD = b"SQLite format 3\x00"
+
+
+class NotAQuantizedModel(ConfigError):
+    """``atomnet export`` was given a file that is not an AtomNet quantized model."""
+
+    status = "not-a-qmodel"
+
+    def __init__(self, path: Path, looks_like: str, hint: str = ""):
+        self.path, self.looks_like = path, looks_like
+        super().__init__(f"{path} is not an AtomNet quantized model: it looks like "
+                         f"{looks_like}. atomnet export expects {EXPECTED}{hint}")
+
+
+def read_qmodel(path: str | Path) -> QModel:
+    """The quantized model in ``path``; anything else is a named error saying what it is."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file (atomnet export expects {EXPECTED})")
+    if path.is_dir():
+        raise NotAQuantizedModel(path, "a directory")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    if not data.startswith(b"\x80") or data.startswith(_TORCH_LEGACY_HEAD):
+        looks, hint = _looks_like(path, data)
+        raise NotAQuantizedModel(path, looks, hint)
+    try:
+        ops = list(pickletools.genops(data))
+    except Exception as exc:  # pickletools raises ValueError and others on a damaged stream
+        raise NotAQuantizedModel(
+            path, f"a Python pickle cut short or damaged ({len(data):,} bytes; {exc}): a "
+            "partial copy or download") from None
+    names = {arg for _, arg, _ in ops if isinstance(arg, str)}
+    if "QModel" not in names or not {"atomnet.quantize", "atomnet.quantize QModel"} & names:
+        raise NotAQuantizedModel(path, "a Python pickle of something else (it holds no "
+                                       "atomnet.quantize.QModel)")
+    try:
+        q = QModel.load(path)
+    except (ConfigError, ImportError, TypeError, ValueError) as exc:
+        raise NotAQuantizedModel(path, f"a pickled QModel this AtomNet cannot read ({exc}): "
+                                       "written by another version? quantize again") from None
+    unquantized = [op.name for op in q.ops
+                   if op.kind in (*CONV_KINDS, "fc") and op.qweight is None]
+    if not q.ops or unquantized:
+        raise NotAQuantizedModel(path, "a QModel that was lowered but never quantized "
+                                       f"({len(q.ops)} ops, {len(unquantized)} without int8 "
+                                       "weights)")
+    return q
+
+
+def _looks_like(path: Path, data: bytes) -> tuple[str, str]:
+    """What a file that is not a whole pickle looks like, and a hint what to do with it."""
+    quantize_it = (f"; quantize it first: atomsim atomnet quantize {path} --data DATA "
+                   "--out MODEL.q")
+    if not data:
+        return "an empty file", ""
+    if data.startswith(_TORCH_LEGACY_HEAD):
+        return "a PyTorch file in torch.save's legacy format (a checkpoint or state_dict)", ""
+    if data.startswith(b"PK\x03\x04"):
+        return _zip_looks_like(path, quantize_it)
+    if data[4:8] == b"TFL3":
+        return "a .tflite model: already exported, nothing to do", ""
+    if data.startswith(_SQLITE_HEAD):
+        return "an SQLite database (an AtomDB?)", ""
+    if b"\x00" in data[:4096]:
+        return f"a binary file of {len(data):,} bytes (not a pickle, zip or .tflite)", ""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"a binary file of {len(data):,} bytes (not a pickle, zip or .tflite)", ""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return "a text file", ""
+    if isinstance(doc, dict):
+        keys = ", ".join(repr(k) for k in list(doc)[:4])
+        return f"JSON text with keys {keys} (a stage config? train and quantize it)", ""
+    return "JSON text", ""
+
+
+def _zip_looks_like(path: Path, quantize_it: str) -> tuple[str, str]:
+    """A zip: torch.save's file (a training checkpoint or a state_dict) or another archive."""
+    import torch
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return "a zip archive cut short or damaged (a PyTorch file? torch.save writes zips)", ""
+    if not any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        shown = ", ".join(names[:3]) or "no entries"
+        return f"a zip archive ({shown})", ""
+    try:  # weights_only: no code of the file runs
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged or exotic file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"a PyTorch file (torch.save) that torch cannot read safely ({first})", ""
+    if isinstance(obj, dict) and {"model", "stage_config"} <= set(obj):
+        return (f"a training checkpoint of atomnet train (epoch {obj.get('epoch', '?')})",
+                quantize_it)
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        first = next(iter(obj))
+        return (f"a PyTorch state_dict ({len(obj)} tensors, the first {first!r}): the weights "
+                "alone, without the stage config", "")
+    return f"a PyTorch file (torch.save) holding a {type(obj).__name__}", ""
+
 
 # Operator versions as TFLite's converter writes them for int8 (per-channel) models.
 VERSIONS = {Op.CONV_2D: 3, Op.DEPTHWISE_CONV_2D: 3, Op.FULLY_CONNECTED: 4, Op.ADD: 2,

@@ -312,6 +312,23 @@ def _link(board: Board, variant: str, text: str, used: Set[str] | None) -> Path:
                   *kernel_sources(variant)], include_dirs=include, extra_flags=uses)
 
 
+def graph_kernels(graph: Graph) -> set[str]:
+    """The kernels the network firmware of ``graph`` links (``build_network``'s ``used``), from
+    the op kinds alone, so shape-only graphs (no weights yet) have them too."""
+    return {op.kind if op.kind in NETWORK_OPS else interpreter.KERNEL_OF[op.kind]
+            for op in graph.ops if op.kind in NETWORK_OPS or op.kind in interpreter.KERNEL_OF}
+
+
+def probe_firmware(board: Board, variant: str = DEFAULT_VARIANT,
+                   used: Set[str] | None = None) -> Path:
+    """The network firmware with kernels ``used`` (None: all) and an empty layer table (one
+    cached build per board, variant and kernel set): what the firmware costs besides any
+    network — its code in Flash (``flash_breakdown``) and its static data in the first bank."""
+    empty = MemoryPlan("reserved-probe", variant, (), {}, 0, (), (), ())
+    text, _ = generate_model_c(Graph(name="reserved-probe"), empty, variant, board_banks(board))
+    return _link(board, variant, text, used)
+
+
 def network_banks(board: Board, variant: str = DEFAULT_VARIANT,
                   used: Set[str] | None = None) -> list[Bank]:
     """The board's SRAM banks as the network firmware leaves them to the planner, each with the
@@ -326,9 +343,7 @@ def network_banks(board: Board, variant: str = DEFAULT_VARIANT,
     the plan, naming the bank and the bytes.
     """
     banks = board_banks(board)
-    empty = MemoryPlan("reserved-probe", variant, (), {}, 0, (), (), ())
-    text, _ = generate_model_c(Graph(name="reserved-probe"), empty, variant, banks)
-    fw = load_elf(_link(board, variant, text, used))
+    fw = load_elf(probe_firmware(board, variant, used))
     end = fw.symbol("_end")
     if end is None or fw.symbol("atomsim_arena") is None:  # no kernel used: nothing reads it
         raise AtomSimError(f"{fw.path} lacks _end or atomsim_arena: cannot measure what the "

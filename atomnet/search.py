@@ -7,18 +7,26 @@ Objective: MACs (the paper's zero-cost accuracy proxy). Constraints, per candida
   package's ``calibrations`` / ``calibrated_latency`` tables), the calibrated latency is used,
   by default the upper end of its interval (so "fits" means fits); atoms the calibration has
   no value for fall back to the raw emulated latency, and the result says how many did.
-* **peak SRAM** = activation arena + kernel scratch + the network runtime's static RAM and
-  stack on that board. During the search the arena is estimated as the largest arena the
+* **peak SRAM** = activation arena + kernel scratch + the network firmware's static RAM and
+  stack on that board, as ``run_network`` measures it. The arena must fit the banks the network
+  firmware leaves to its planner (:func:`atomsim.profiling.network.network_banks`: each bank
+  less what the firmware keeps there, static data and guard), the same banks
+  ``build_network`` plans over, so a candidate the search keeps also plans and links. During the
+  search the arena is estimated as the largest arena the
   planner's greedy rule gives any two consecutive blocks (:func:`pair_arena`, cached per
   pair); the scratch is the largest of any op for the search's kernel variant. The estimate is
   not proven (a greedy plan of a chain need not be the max over its pairs); it equalled the
   real planner on every random candidate checked (benchmarks/search_speed.py), and the front's
-  points are planned with the real planner (:func:`atomsim.nn.planner.plan`) anyway: a point
-  whose plan breaks the limit leaves and the front is taken again from the archive.
+  points are planned with the real planner (:func:`atomsim.nn.planner.plan`) over those banks
+  anyway: a point whose plan breaks the limit leaves and the front is taken again from the
+  archive.
 * **Flash** = the firmware's weight arrays (int8 filters, int32 bias, per-channel multiplier
   and shift, the hard-sigmoid table; each rounded up to its 8-byte alignment) + the layer table
-  + the runtime code, the last two measured once per board from a small network firmware
-  (:func:`runtime_costs`, cached in the AtomDB file).
+  + the code of the firmware with the kernels the candidate uses: the entry size measured once
+  per board from a small network firmware (:func:`runtime_costs`, cached in the AtomDB file),
+  the code per kernel set from the network firmware with that set and no layer
+  (:func:`atomsim.profiling.network.probe_firmware`, one cached build per set the space can
+  reach).
 
 Block-level costs are cached per (block type, c_in, resolution, c_out, e, k, stride, SE), stage
 costs per (stage, c_in, resolution, choice) and arenas per block pair, so one candidate costs a
@@ -55,7 +63,7 @@ from atomsim.core.errors import ConfigError, DoesNotFit
 from atomsim.db import AtomDB
 from atomsim.nn.graph import Graph
 from atomsim.nn.lowering import GraphBuilder, Tensor, with_random_weights
-from atomsim.nn.planner import Bank, board_banks, plan
+from atomsim.nn.planner import Bank, plan
 
 STRATEGIES = ("exhaustive", "random", "evolution")
 LOWERING = {"conv": "conv", "mobile_one": "sep", "mbconvnext": "convnext", "mbconv": "mbconv"}
@@ -116,6 +124,24 @@ class BlockCost:
     n_ops: int = 0
     input_buffer: int = 0
     output_buffer: int = 0
+    kernels: int = 0  # the firmware kernels the block runs, a bit mask (kernel_mask)
+
+
+_KERNEL_BITS: dict[str, int] = {}  # kernel name -> its bit in a kernel mask (this process)
+
+
+def kernel_mask(names) -> int:
+    """The bit mask of a set of network-firmware kernel names (bits given out as met)."""
+    mask = 0
+    for name in names:
+        bit = _KERNEL_BITS.setdefault(name, 1 << len(_KERNEL_BITS))
+        mask |= bit
+    return mask
+
+
+def kernel_names(mask: int) -> frozenset[str]:
+    """The kernel names of a mask (:func:`kernel_mask`)."""
+    return frozenset(name for name, bit in _KERNEL_BITS.items() if mask & bit)
 
 
 def _block_graph(key: tuple) -> tuple[Graph, int]:
@@ -154,6 +180,7 @@ def block_cost(key: tuple, variant: str = "reference") -> BlockCost:
     """The :class:`BlockCost` of ``key`` = (block, c_in, h, c_out, e, k, stride, se); the
     scratch is that of kernel ``variant``."""
     from atomsim.nn.planner import arena_buffers as _buffers
+    from atomsim.profiling.network import graph_kernels
 
     graph, y = _block_graph(key)
     mem = plan(graph, [Bank("all", 1 << 40)], variant=variant)
@@ -167,7 +194,7 @@ def block_cost(key: tuple, variant: str = "reference") -> BlockCost:
     i_out = next(i for i, b in enumerate(bufs) if y in b[3])
     return BlockCost(atoms, graph.macs(), _array_bytes(graph), max(act, default=0),
                      mem.scratch_bytes, layers, Tensor(co, ho, wo), bufs, len(graph.ops),
-                     i_in, i_out)
+                     i_in, i_out, kernel_mask(graph_kernels(graph)))
 
 
 def _align4(n: int) -> int:
@@ -215,9 +242,10 @@ def block_atoms(key: tuple):
 class RuntimeCosts:
     """What the network firmware adds on a board besides the weights and the arena."""
 
-    code_bytes: int  # vectors, runtime, kernels, startup (Flash)
+    code_bytes: int  # vectors, runtime, the probe's kernels, startup (Flash; candidates are
+    # costed with the code of their own kernel set, Evaluator.firmware)
     layer_bytes: int  # one entry of the layer table (Flash)
-    static_bytes: int  # .data + .bss besides the arena (SRAM)
+    static_bytes: int  # .data + .bss besides the arena (SRAM; the probe's kernel set)
     stack_bytes: int  # stack high-water mark of a network run (SRAM)
 
 
@@ -332,16 +360,18 @@ class Metrics:
 
     macs: int
     latency_ms: float
-    sram_bytes: int  # arena lower bound + scratch + static + stack
-    arena_bytes: int  # arena lower bound + scratch (must fit the board's RAM region)
+    sram_bytes: int  # arena estimate + scratch (rounded to 8) + static + stack
+    arena_bytes: int  # arena estimate + scratch (must fit the room of the first bank)
     flash_bytes: int
     layers: int
 
-    def fits(self, limits: Limits, board: Board) -> bool:
-        """All three limits and the board's memories."""
+    def fits(self, limits: Limits, board: Board, room: int | None = None) -> bool:
+        """All three limits and the board's memories; ``room``: bytes the plan has in the
+        board's first bank (``Evaluator.room``: its size less what the network firmware keeps
+        there); None: the bank's whole size, an upper bound."""
         return (self.latency_ms <= limits.latency_ms and self.sram_bytes <= limits.sram_bytes
                 and self.flash_bytes <= limits.flash_bytes
-                and self.arena_bytes <= board.ram.size
+                and self.arena_bytes <= (board.ram.size if room is None else room)
                 and self.flash_bytes <= board.flash.size)
 
 
@@ -362,6 +392,11 @@ class Evaluator:
         self.block_ms: dict[tuple, float] = {}
         self.stage_memo: dict[tuple, tuple] = {}
         self.pairs: dict[tuple, int] = {}
+        # per kernel mask: (Flash of the firmware besides weights and layer entries, static
+        # RAM, the banks as network_banks leaves them to the planner)
+        self.firmware: dict[int, tuple[int, int, list[Bank]]] = {}
+        self.room = self.board.ram.size  # first bank less what the firmware keeps (prepare)
+        self.min_fixed_flash = 0  # the least firmware Flash of any kernel set (prepare)
         self.choices = space.stage_choices()
         self.fill_s = 0.0  # one-time: atoms profiled on demand and the runtime probe
         self.prepare_s = 0.0
@@ -432,7 +467,59 @@ class Evaluator:
             atoms_ = self.blocks[key].atoms
             self.block_ms[key] = (math.fsum(ms[a] for a in atoms_)
                                   if all(a in ms for a in atoms_) else math.inf)
+        t_fw = time.perf_counter()
+        sets = self.kernel_sets()
+        for mask in sorted(sets):
+            self.runtime_of(mask)
+        self.room = min(self.firmware[m][2][0].room for m in sets)
+        self.min_fixed_flash = min(self.firmware[m][0] for m in sets)
+        self.fill_s += time.perf_counter() - t_fw
         self.prepare_s = time.perf_counter() - t0 - self.fill_s
+
+    def kernel_sets(self) -> set[int]:
+        """Every kernel mask a candidate of the space can have (stage by stage, per state)."""
+        out: set[int] = set()
+        for r in self.space.resolutions:
+            states: dict[tuple[int, int], set[int]] = {(3, r): {0}}
+            for si, stage in enumerate(self.space.stages):
+                nxt: dict[tuple[int, int], set[int]] = {}
+                for (c, h), masks in states.items():
+                    for block, w, d, e, k in self.choices[si]:
+                        se = stage.se and block != "conv"
+                        first = self.blocks[(block, c, h, w, e, k, stage.stride, se)]
+                        m = first.kernels
+                        if d > 1:
+                            m |= self.blocks[(block, w, first.out.h, w, e, k, 1, se)].kernels
+                        nxt.setdefault((w, first.out.h), set()).update(x | m for x in masks)
+                states = nxt
+            for (c, h), masks in states.items():
+                head = self.blocks[self.head_key(c, h)].kernels
+                out.update(x | head for x in masks)
+        return out
+
+    def runtime_of(self, kernels: int) -> tuple[int, int, list[Bank]]:
+        """(Flash of the network firmware with ``kernels`` besides the weights and the layer
+        entries, its static RAM, its banks less what it keeps there) for a kernel mask: from
+        the firmware with that kernel set and no layer (one cached build per set)."""
+        got = self.firmware.get(kernels)
+        if got is None:
+            from atomsim.profiling.network import (
+                GUARD_BYTES,
+                flash_breakdown,
+                network_banks,
+                probe_firmware,
+            )
+
+            names = kernel_names(kernels)
+            flash = flash_breakdown(probe_firmware(self.board, self.variant, names))
+            banks = network_banks(self.board, self.variant, names)
+            # the probe's layer table is one entry that never runs (+ the layer count); the
+            # first bank keeps static data and the guard (the guard is not in the SRAM figure,
+            # as run_network leaves it out of the measured peak)
+            got = (flash["total"] - flash["weights"] - self.runtime.layer_bytes,
+                   banks[0].reserved - GUARD_BYTES, banks)
+            self.firmware[kernels] = got
+        return got
 
     def pair(self, ka: tuple, kb: tuple) -> int:
         """Planned arena of two consecutive blocks (cached)."""
@@ -443,7 +530,7 @@ class Evaluator:
 
     def stage(self, si: int, c: int, h: int, choice: tuple) -> tuple:
         """(ms, weight bytes, MACs, arena of its block pairs, scratch, layers, c_out, h_out,
-        first block key, last block key) of one stage."""
+        first block key, last block key, kernel mask) of one stage."""
         memo = (si, c, h, choice)
         got = self.stage_memo.get(memo)
         if got is not None:
@@ -455,6 +542,7 @@ class Evaluator:
         b1 = self.blocks[first]
         ms, wb, macs = self.block_ms[first], b1.weight_bytes, b1.macs
         arena, scratch, layers = b1.act_peak, b1.scratch, b1.layers
+        kernels = b1.kernels
         last = first
         if d > 1:
             last = (block, w, b1.out.h, w, e, k, 1, se)
@@ -464,10 +552,11 @@ class Evaluator:
             macs += (d - 1) * b2.macs
             scratch = max(scratch, b2.scratch)
             layers += (d - 1) * b2.layers
+            kernels |= b2.kernels
             arena = max(arena, self.pair(first, last))
             if d > 2:
                 arena = max(arena, self.pair(last, last))
-        got = (ms, wb, macs, arena, scratch, layers, w, b1.out.h, first, last)
+        got = (ms, wb, macs, arena, scratch, layers, w, b1.out.h, first, last, kernels)
         self.stage_memo[memo] = got
         return got
 
@@ -476,18 +565,21 @@ class Evaluator:
         return ("head", c, h, self.space.num_classes, 1, 1, 1, False)
 
     def head(self, c: int, h: int) -> tuple:
-        """The head's (ms, weight bytes, MACs, act peak, scratch, layers)."""
+        """The head's (ms, weight bytes, MACs, act peak, scratch, layers, kernel mask)."""
         key = self.head_key(c, h)
         b = self.blocks[key]
-        return self.block_ms[key], b.weight_bytes, b.macs, b.act_peak, b.scratch, b.layers
+        return (self.block_ms[key], b.weight_bytes, b.macs, b.act_peak, b.scratch, b.layers,
+                b.kernels)
 
-    def finish(self, ms, wb, macs, arena, scratch, layers) -> Metrics:
-        """Totals to :class:`Metrics` (runtime costs added); the scratch buffer goes after
-        the arena, as the planner places it."""
+    def finish(self, ms, wb, macs, arena, scratch, layers, kernels) -> Metrics:
+        """Totals to :class:`Metrics` (the firmware of kernel mask ``kernels`` added); the
+        scratch buffer goes after the arena, as the planner places it, and the firmware sizes
+        the arena to 8 bytes."""
         rt = self.runtime
+        fixed_flash, static, _ = self.firmware.get(kernels) or self.runtime_of(kernels)
         total = _align4(arena) + scratch
-        return Metrics(macs, ms, total + rt.static_bytes + rt.stack_bytes, total,
-                       wb + rt.code_bytes + rt.layer_bytes * layers, layers)
+        return Metrics(macs, ms, ((total + 7) & ~7) + static + rt.stack_bytes, total,
+                       wb + fixed_flash + rt.layer_bytes * layers, layers)
 
     def evaluate(self, cand: Candidate) -> Metrics:
         """The candidate's :class:`Metrics` (cached stage costs and block-pair arenas)."""
@@ -495,10 +587,12 @@ class Evaluator:
         ms = 0.0
         wb = macs = arena = scratch = layers = 0
         prev = None
+        kernels = 0
         pairs = self.pairs
         for si, choice in enumerate(cand.stages):
-            s_ms, s_wb, s_macs, s_arena, s_scr, s_layers, c, h, first, last = \
+            s_ms, s_wb, s_macs, s_arena, s_scr, s_layers, c, h, first, last, s_k = \
                 self.stage(si, c, h, choice)
+            kernels |= s_k
             ms += s_ms
             wb += s_wb
             macs += s_macs
@@ -515,10 +609,10 @@ class Evaluator:
                     arena = v
             prev = last
         hk = self.head_key(c, h)
-        h_ms, h_wb, h_macs, _, h_scr, h_layers = self.head(c, h)
+        h_ms, h_wb, h_macs, _, h_scr, h_layers, h_k = self.head(c, h)
         arena = max(arena, self.pair(prev, hk))
         return self.finish(ms + h_ms, wb + h_wb, macs + h_macs, arena, max(scratch, h_scr),
-                           layers + h_layers)
+                           layers + h_layers, kernels | h_k)
 
     # -- the real planner, for the front ----------------------------------------------------------
 
@@ -530,17 +624,20 @@ class Evaluator:
         return build_graph(parse(self.space.config(cand), "candidate"))
 
     def verify(self, cand: Candidate) -> tuple[int | None, str]:
-        """(SRAM with the real memory plan, "") or (None, why it does not fit)."""
+        """(SRAM with the real memory plan, "") or (None, why it does not fit): the plan
+        ``build_network`` makes, over the banks the firmware with the candidate's kernels leaves
+        to the planner, and its arena as the firmware sizes it (per bank, rounded to 8) +
+        that firmware's static RAM + the measured stack."""
+        from atomsim.profiling.network import bank_arenas, graph_kernels
+
+        graph = self.graph(cand)
+        _, static, banks = self.runtime_of(kernel_mask(graph_kernels(graph)))
         try:
-            mem = plan(self.graph(cand), board_banks(self.board), variant=self.variant)
+            mem = plan(graph, banks, variant=self.variant)
         except DoesNotFit as exc:
             return None, str(exc)
-        ends: dict[str, int] = {}  # per bank: end of its highest buffer (scratch included)
-        for p in mem.placements:
-            ends[p.bank] = max(ends.get(p.bank, 0), p.offset + p.size)
-        arena = sum((end + 7) & ~7 for end in ends.values())  # as the firmware sizes them
-        rt = self.runtime
-        return arena + rt.static_bytes + rt.stack_bytes, ""
+        arena = sum(n for _, n in bank_arenas(mem, banks).values())
+        return arena + static + self.runtime.stack_bytes, ""
 
 
 # -- the archive: the best candidates per latency bin ---------------------------------------------
@@ -608,28 +705,28 @@ class Progress:
 def _exhaustive(ev: Evaluator, limits: Limits, front: Archive, prog: Progress,
                 deadline: float) -> None:
     rt = ev.runtime
-    fixed_sram = rt.static_bytes + rt.stack_bytes
-    fixed_flash = rt.code_bytes
+    fixed_sram = min(f[1] for f in ev.firmware.values()) + rt.stack_bytes
+    fixed_flash = ev.min_fixed_flash  # the least of any kernel set: pruning stays safe
     n_stages = len(ev.choices)
     tail = [1] * (n_stages + 1)
     for si in range(n_stages - 1, -1, -1):
         tail[si] = tail[si + 1] * len(ev.choices[si])
-    sram_cap = min(limits.sram_bytes - fixed_sram, ev.board.ram.size)
+    sram_cap = min(limits.sram_bytes - fixed_sram, ev.room)
     flash_cap = min(limits.flash_bytes, ev.board.flash.size) - fixed_flash
     lat_cap = limits.latency_ms
     lb = rt.layer_bytes
 
-    def walk(si, c, h, ms, wb, macs, arena, scr, layers, picks, r, prev):
+    def walk(si, c, h, ms, wb, macs, arena, scr, layers, picks, r, prev, km):
         if time.perf_counter() > deadline:
             raise TimeoutError
         if si == n_stages:
-            h_ms, h_wb, h_macs, _, h_scr, h_layers = ev.head(c, h)
+            h_ms, h_wb, h_macs, _, h_scr, h_layers, h_k = ev.head(c, h)
             arena = max(arena, ev.pair(prev, ev.head_key(c, h)))
             m = ev.finish(ms + h_ms, wb + h_wb, macs + h_macs, arena, max(scr, h_scr),
-                          layers + h_layers)
+                          layers + h_layers, km | h_k)
             prog.evaluated += 1
             prog.covered += 1
-            if m.fits(limits, ev.board):
+            if m.fits(limits, ev.board, ev.room):
                 prog.feasible += 1
                 front.add(Candidate(r, tuple(picks)), m)
             return
@@ -646,12 +743,12 @@ def _exhaustive(ev: Evaluator, limits: Limits, front: Archive, prog: Progress,
                 continue
             picks.append(choice)
             walk(si + 1, s[6], s[7], ms2, wb2, macs + s[2], arena2, scr2, layers2, picks, r,
-                 s[9])
+                 s[9], km | s[10])
             picks.pop()
 
     try:
         for r in ev.space.resolutions:
-            walk(0, 3, r, 0.0, 0, 0, 0, 0, 0, [], r, None)
+            walk(0, 3, r, 0.0, 0, 0, 0, 0, 0, [], r, None, 0)
     except TimeoutError:
         pass
 
@@ -664,17 +761,17 @@ def _random(ev: Evaluator, limits: Limits, front: Archive, prog: Progress, deadl
         cand = Candidate(rng.choice(res), tuple(rng.choice(c) for c in choices))
         m = ev.evaluate(cand)
         prog.evaluated += 1
-        if m.fits(limits, ev.board):
+        if m.fits(limits, ev.board, ev.room):
             prog.feasible += 1
             front.add(cand, m)
     prog.covered = prog.evaluated
 
 
-def _score(m: Metrics, limits: Limits, board: Board) -> float:
+def _score(m: Metrics, limits: Limits, board: Board, room: int) -> float:
     """MACs when all limits are met; else minus the relative violation (always < 0)."""
     over = (max(0.0, m.latency_ms / limits.latency_ms - 1)
             + max(0.0, m.sram_bytes / limits.sram_bytes - 1)
-            + max(0.0, m.arena_bytes / board.ram.size - 1)
+            + max(0.0, m.arena_bytes / room - 1)
             + max(0.0, m.flash_bytes / min(limits.flash_bytes, board.flash.size) - 1))
     return float(m.macs) if over == 0 else -over
 
@@ -693,10 +790,10 @@ def _evolution(ev: Evaluator, limits: Limits, front: Archive, prog: Progress, de
     def visit(cand: Candidate) -> float:
         m = ev.evaluate(cand)
         prog.evaluated += 1
-        if m.fits(limits, ev.board):
+        if m.fits(limits, ev.board, ev.room):
             prog.feasible += 1
             front.add(cand, m)
-        return _score(m, limits, ev.board)
+        return _score(m, limits, ev.board, ev.room)
 
     for n, r in enumerate(resolutions):
         stop = start + (deadline - start) * (n + 1) / len(resolutions)

@@ -21,6 +21,9 @@ def _row(atom: Atom, e: Emulated, real: BoardMeasurement | None) -> dict:
     return {
         "key": match_key(atom), "atom_key": e.atom.key, "cls": atom.type,
         "real_ms": real.latency_ms if real else np.nan,
+        # (max - min) / median of the board's repeats; NaN when unknown (one repeat, or no
+        # spread given): the models trust a measurement less when its repeats disagree.
+        "spread": _spread(real),
         "emulated_ms": e.latency_ms, "cycles": e.cycles, "instructions": e.instructions,
         "macs": atom.macs, "weight_bytes": atom.flash_bytes, "act_in_bytes": atom.input_bytes,
         "act_out_bytes": atom.output_bytes, "act_bytes": act,
@@ -41,7 +44,20 @@ def _row(atom: Atom, e: Emulated, real: BoardMeasurement | None) -> dict:
         "c_out_mod4": float(atom.c_out % 4 == 0), "c_out_mod8": float(atom.c_out % 8 == 0),
         "c_in_mod16": float(atom.c_in % 16 == 0), "c_out_mod16": float(atom.c_out % 16 == 0),
         "h_odd": float(atom.h_out % 2),
+        # What a copy or a pad does per byte and per row: in/out bytes (1 for a convolution
+        # keeping the map, < 1 for a pad, whose padding is written, not read), the input map,
+        # the output row length; and wider channel blocks than 16.
+        "log_in_out": np.log(atom.input_bytes / atom.output_bytes),
+        "log_h_out": np.log(atom.h_out), "log_hw_in": np.log(atom.h_in * atom.w_in),
+        "log_row_bytes": np.log(atom.c_out * atom.w_out),
+        "c_in_mod32": float(atom.c_in % 32 == 0), "c_out_mod32": float(atom.c_out % 32 == 0),
     }
+
+
+def _spread(real: BoardMeasurement | None) -> float:
+    if real is None or real.repeats < 2 or real.spread is None:
+        return np.nan
+    return float(real.spread)
 
 
 def build(emulated: dict[str, Emulated], measured: Iterable[BoardMeasurement] = ()

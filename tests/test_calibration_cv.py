@@ -53,8 +53,8 @@ def test_few_points_beat_the_shape_only_baseline(frame):
         assert model.loc[cls, "mape_mean"] < base.loc[cls, "mape_mean"], cls
     assert model.loc["all", "mape_mean"] <= 0.75 * base.loc["all", "mape_mean"]  # clearly
     assert 85.0 <= model.loc["all", "coverage_mean"] <= 95.0  # 90 % intervals
-    # Target: class-mix weighted MAPE <= 8 % (7.87 % on these 10 splits, 7.96 % over the 20 of
-    # docs/calibration.md: met, at the edge; pw 10.97 %).
+    # Target: class-mix weighted MAPE <= 8 % (7.91 % on these 10 splits, 7.97 % over the 20 of
+    # docs/calibration.md: met, at the edge; pw 11.0 %).
     assert model.loc["all", "mape_mean"] <= 8.0
 
 
@@ -68,12 +68,13 @@ def test_all_rows_kfold(frame):
     print(model, baseline)
     assert 85.0 <= model["all"].coverage <= 95.0  # 90 % intervals
     assert model["all"].mape < 0.7 * baseline["all"].mape
-    assert model["dw"].mape <= 5.0  # target: every class <= 5 %
-    assert model["conv"].mape <= 5.0 and model["conv"].mape <= baseline["conv"].mape + 0.5
+    for cls in ("conv", "dw", "pad"):
+        assert model[cls].mape <= 5.0, cls  # target: every class <= 5 % (pad 4.1 % here)
+    assert model["conv"].mape <= baseline["conv"].mape + 0.5  # never behind the shape alone
     for cls in ("dw", "pad", "pw"):
         assert model[cls].mape < baseline[cls].mape, cls
-    # Not met or at the limit (docs/calibration.md): pw <= 5 % (6.1-7.3 % with 10 folds, 7.2 %
-    # with these 5), pad <= 5 % (4.94-5.09 % with 10 folds, 4.7 % here), >= 90 % of atoms
-    # within +-10 % (87.8-88.8 %; 89.3 % here). Guarded at their current level:
-    assert model["pad"].mape <= 5.5 and model["pw"].mape <= 8.0
-    assert model["all"].within10 >= 87.0
+    assert model["all"].within10 >= 90.0  # target: >= 90 % within +-10 % (92.2 % here)
+    # Not met (docs/calibration.md): pw <= 5 % — 5.3-6.1 % with 10 folds over three fold
+    # seeds, 5.3 % with these 5; the bimodal repeats of the small-map pw atoms are most of the
+    # rest. Guarded at its current level:
+    assert model["pw"].mape <= 6.5

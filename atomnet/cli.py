@@ -69,6 +69,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     e = verb_parser(sub, "export", "write the quantized model as an int8 .tflite")
     e.add_argument("qmodel", type=Path, help="file written by quantize")
     e.add_argument("--out", type=Path, required=True, help=".tflite file to write")
+    e.add_argument("--pad-in-conv", action="store_true",
+                   help="TFLite-converter style: SAME padding inside the convolutions "
+                        "(default: an explicit PAD + VALID convolution, the graph the search "
+                        "costs; see docs/atomnet.md)")
 
     f = verb_parser(sub, "search", "zero-cost search under latency, SRAM and Flash limits")
     f.add_argument("--board", required=True)
@@ -240,9 +244,11 @@ def _export(args) -> int:
 
     q = read_qmodel(args.qmodel)  # named before --out's folder is made
     _check_out(args.out, "--out")
-    path = export_tflite(q, args.out)
+    path = export_tflite(q, args.out, pad_in_conv=args.pad_in_conv)
     size = path.stat().st_size
-    _emit(args, {"out": str(path), "bytes": size}, f"wrote {path} ({size:,} bytes)")
+    style = "padding inside the convolutions" if args.pad_in_conv else "explicit PAD ops"
+    _emit(args, {"out": str(path), "bytes": size, "pad_in_conv": args.pad_in_conv},
+          f"wrote {path} ({size:,} bytes, {style})")
     return 0
 
 

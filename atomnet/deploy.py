@@ -9,11 +9,13 @@ the host int8 reference (``atomnet.quantize.run_int8``) and TensorFlow Lite Micr
 on the same .tflite (when the ``tflite_micro`` package is installed) bit for bit; the accuracy
 measured on the board is then the host int8 accuracy exactly (both are reported, not assumed).
 
-The deployed graph is the .tflite's: TFLite has no int8 hard-sigmoid, so atomnet folds the SE
-gate into the SE expand convolution (a fused ReLU6 with the 1/6 in the scale); stride-1
-convolutions pad inside the kernel (no Pad atom), stride-2 ones on even maps get a PAD op. So
-the deployed network has fewer atoms than the stage-config graph the search costed; the
-differences printed beside the predictions show what that is worth.
+The deployed graph is the .tflite's. ``atomnet export`` writes every k > 1 convolution as a PAD
+op and a VALID convolution, the Pad and convolution atoms of the stage-config graph the search
+costed; TFLite has no int8 hard-sigmoid, so the SE gate is folded into the SE expand
+convolution (a fused ReLU6 with the 1/6 in the scale), the one difference left. A
+``--pad-in-conv`` export (SAME padding inside stride-1 convolutions) has fewer atoms and runs
+slower than costed (the kernels' border path); the differences printed beside the predictions
+show what either is worth.
 """
 
 from __future__ import annotations

@@ -3,10 +3,20 @@
 Written with the flatbuffers builder functions generated from TFLite's schema that the
 ``tflite`` package ships (``tflite.Model.ModelStart`` ...), so the file follows the schema by
 construction. Ops: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MUL, AVERAGE_POOL_2D
-(global pooling, same scale in and out), HARD_SWISH, and PAD where PyTorch's symmetric k//2
-padding differs from TFLite's SAME (a stride-2 conv on an even-sized map: PyTorch pads the
-top/left, SAME the bottom/right). The SE gate's hard-sigmoid is part of its conv (see
-``atomnet.quantize``). Input int8 (1, R, R, 3) = pixel - 128, output int8 (1, classes).
+(global pooling, same scale in and out), HARD_SWISH and PAD. The SE gate's hard-sigmoid is part
+of its conv (see ``atomnet.quantize``). Input int8 (1, R, R, 3) = pixel - 128, output int8
+(1, classes).
+
+Padding, by default (X-CUBE-AI style, the graph the search costs): every k×k convolution with
+k > 1 is an int8 PAD of k//2 on each side (TFLite pads int8 with the tensor's zero point) and a
+VALID convolution, exactly the Pad atom + convolution atom that ``atomsim.nn.lowering`` puts in
+the stage-config graph ``atomnet search`` sums, so the deployed network is the costed one.
+``pad_in_conv=True`` (``atomnet export --pad-in-conv``) writes TFLite-converter-style graphs
+instead: SAME padding inside the convolution, and PAD only where PyTorch's symmetric k//2
+padding differs from SAME (a stride-2 conv on an even-sized map: PyTorch pads the top/left,
+SAME the bottom/right). Both compute the same int8 numbers: a padded tap holds the zero point,
+which the input offset (-zero point) turns into 0, what SAME padding contributes in TFLite's
+int8 kernels and in ``atomnet.quantize.run_int8``.
 
 TensorFlow Lite Micro's interpreter runs the file and its output equals
 :func:`atomnet.quantize.run_int8` bit for bit (tests/test_atomnet_pipeline.py).
@@ -204,16 +214,19 @@ def _activation_tensor(q: QModel, index: int) -> _Tensor:
     return _Tensor(t.name, shape, TensorType.INT8, scale=[t.scale], zero_point=[t.zero_point])
 
 
-def _conv(m: _Model, q: QModel, op: QOp, ids: dict[int, int]) -> None:
+def _conv(m: _Model, q: QModel, op: QOp, ids: dict[int, int], pad_in_conv: bool) -> None:
     src = q.tensors[op.inputs[0]]
     x = ids[op.inputs[0]]
     (h, w, c), k, s, p = src.shape, op.kernel, op.stride, op.pad
     same = all(_same_padding(n, k, s) == ((n + 2 * p - k) // s + 1, p) for n in (h, w))
-    padding = Padding.SAME if same and k > 1 else Padding.VALID
-    if k > 1 and not same:  # PyTorch pads top/left by k//2: an explicit PAD, then VALID
-        out_h, out_w = q.tensors[op.output].shape[:2]
-        bottom = max(0, (out_h - 1) * s + k - h - p)
-        right = max(0, (out_w - 1) * s + k - w - p)
+    padding = Padding.SAME if pad_in_conv and same and k > 1 else Padding.VALID
+    if k > 1 and (not pad_in_conv or not same):  # an explicit PAD, then VALID
+        if pad_in_conv:  # PyTorch pads top/left by k//2; only what the output reads below
+            out_h, out_w = q.tensors[op.output].shape[:2]
+            bottom = max(0, (out_h - 1) * s + k - h - p)
+            right = max(0, (out_w - 1) * s + k - w - p)
+        else:  # k//2 on every side, as the Pad atom of the costed graph
+            bottom = right = p
         pads = np.array([[0, 0], [p, bottom], [p, right], [0, 0]], dtype=np.int32)
         t_pads = m.tensor(_Tensor(f"{op.name}.paddings", (4, 2), TensorType.INT32), pads)
         padded = _Tensor(f"{op.name}.padded", (1, h + p + bottom, w + p + right, c),
@@ -243,7 +256,7 @@ def _conv(m: _Model, q: QModel, op: QOp, ids: dict[int, int]) -> None:
                                      Opt.Conv2DOptions, ("Conv2DOptions", fields)))
 
 
-def _describe(q: QModel) -> _Model:
+def _describe(q: QModel, pad_in_conv: bool = False) -> _Model:
     if not q.ops or q.ops[0].qweight is None:
         raise ConfigError("export needs a quantized model (atomnet.quantize.quantize)")
     m = _Model()
@@ -251,7 +264,7 @@ def _describe(q: QModel) -> _Model:
     for op in q.ops:
         ins, out = [ids[i] for i in op.inputs], [ids[op.output]]
         if op.kind in ("conv", "dw", "pw"):
-            _conv(m, q, op, ids)
+            _conv(m, q, op, ids, pad_in_conv)
         elif op.kind == "fc":
             t_w = m.tensor(_Tensor(f"{op.name}.weights", op.qweight.shape, TensorType.INT8,
                                    scale=[float(op.wscale[0])], zero_point=[0]), op.qweight)
@@ -383,16 +396,21 @@ def serialize(m: _Model, description: str = "AtomNet int8") -> bytes:
     return bytes(b.Output())
 
 
-def to_tflite(q: QModel) -> bytes:
-    """The .tflite bytes of a quantized model."""
-    return serialize(_describe(q))
+def to_tflite(q: QModel, *, pad_in_conv: bool = False) -> bytes:
+    """The .tflite bytes of a quantized model.
+
+    Default: an explicit PAD (k//2 each side) before every k > 1 convolution, which is VALID
+    (the graph the search costs); ``pad_in_conv``: SAME padding inside the convolution where
+    it equals PyTorch's (TFLite-converter style).
+    """
+    return serialize(_describe(q, pad_in_conv))
 
 
-def export_tflite(q: QModel, path: str | Path) -> Path:
-    """Write the .tflite file; returns its path."""
+def export_tflite(q: QModel, path: str | Path, *, pad_in_conv: bool = False) -> Path:
+    """Write the .tflite file (padding as :func:`to_tflite`); returns its path."""
     path = Path(path)
     try:
-        path.write_bytes(to_tflite(q))
+        path.write_bytes(to_tflite(q, pad_in_conv=pad_in_conv))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write .tflite: {exc}") from exc
     return path

@@ -270,7 +270,7 @@ def test_cli_bad_inputs_are_named_errors(tmp_path, capsys):
                  str(tmp_path / "q")]) == 2
     assert "cannot read checkpoint" in capsys.readouterr().err
     assert main(["atomnet", "export", str(bad), "--out", str(tmp_path / "m.tflite")]) == 2
-    assert "cannot read quantized model" in capsys.readouterr().err
+    assert "is not an AtomNet quantized model" in capsys.readouterr().err
 
 
 def test_cli_summary_totals_match_the_model(tmp_path, capsys):

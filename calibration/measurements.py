@@ -97,7 +97,12 @@ def read_csv(path: str | Path) -> MeasurementSource:
             if row.get("latency_min_ms") else None
         hi = _number(row["latency_max_ms"], where, "latency_max_ms") \
             if row.get("latency_max_ms") else None
-        repeats = int(_number(row["repeats"], where, "repeats")) if row.get("repeats") else 1
+        repeats = _number(row["repeats"], where, "repeats") if row.get("repeats") else 1
+        if repeats < 1 or repeats != int(repeats):
+            raise ConfigError(f"{where}, column repeats: must be a whole number >= 1, "
+                              f"got {row['repeats']!r}")
+        repeats = int(repeats)
+        _check_spread(lo, latency, hi, where, column)
         key = match_key(atom)
         if key in seen:
             raise ConfigError(f"{where}: same atom as row {seen[key]} ({atom.describe()})")
@@ -107,6 +112,24 @@ def read_csv(path: str | Path) -> MeasurementSource:
         raise ConfigError(f"{path}: no measurement rows")
     return MeasurementSource("csv", str(path.resolve()), hashlib.sha256(raw).hexdigest(),
                              tuple(out))
+
+
+def _check_spread(lo: float | None, median: float, hi: float | None, where: str,
+                  column: str) -> None:
+    """min <= median <= max, both given or neither: the fit weighs each measurement by its
+    spread (calibration.models.label_weights), so a swapped pair would be trusted wrongly."""
+    if (lo is None) != (hi is None):
+        given = "latency_min_ms" if lo is not None else "latency_max_ms"
+        raise ConfigError(f"{where}: {given} is given without its partner; give both "
+                          "latency_min_ms and latency_max_ms or neither")
+    if lo is None:
+        return
+    if lo <= 0:
+        raise ConfigError(f"{where}, column latency_min_ms: must be > 0, got {lo}")
+    if not lo <= median <= hi:
+        raise ConfigError(f"{where}: latency_min_ms {lo} <= {column} {median} <= "
+                          f"latency_max_ms {hi} does not hold (min, median and max of the "
+                          "repeats)")
 
 
 def _number(value, where: str, column: str) -> float:

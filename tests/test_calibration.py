@@ -119,6 +119,30 @@ def test_malformed_csv_is_a_named_error_with_the_row(tmp_path):
         read_csv(tmp_path / "absent.csv")
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize("lo, med, hi, reps, words", [
+    ("0.2", "0.1", "0.3", "3", "latency_min_ms 0.2 <= latency_ms 0.1"),
+    ("0.1", "0.2", "0.15", "3", "does not hold"),
+    ("0.1", "0.2", "", "3", "latency_min_ms is given without its partner"),
+    ("0", "0.2", "0.3", "3", "latency_min_ms: must be > 0"),
+    ("0.1", "0.2", "0.3", "0", "repeats: must be a whole number >= 1"),
+    ("0.1", "0.2", "0.3", "2.5", "repeats: must be a whole number >= 1"),
+])
+def test_csv_spread_must_be_consistent(tmp_path, lo, med, hi, reps, words):
+    """The fit weighs a measurement by its repeat spread: min/median/max and repeats that
+    cannot be true are a named error with the row, not a silently wrong weight."""
+    from calibration.measurements import read_csv
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("atom,type,groups,c_in,h_in,w_in,k1,k2,c_out,h_out,w_out,latency_ms,"
+                   "latency_min_ms,latency_max_ms,repeats\n"
+                   "pw,conv2d,1,8,4,4,1,1,8,4,4,0.1,0.1,0.1,1\n"
+                   f"pw,conv2d,1,8,4,4,1,1,16,4,4,{med},{lo},{hi},{reps}\n")
+    with pytest.raises(ConfigError, match="row 2") as err:
+        read_csv(bad)
+    assert words in str(err.value)
+
+
 # -- a small real subset: emulated features, fit recovery, records, report ---------------------------
 
 def _subset_rows() -> pd.DataFrame:

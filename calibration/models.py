@@ -76,6 +76,10 @@ RATIO_FEATURES = (*SHAPE_FEATURES, "log_cycles", "log_cycles_per_mac", "log_cycl
 MIN_BOOSTED = 40  # points of a class before boosting is a candidate
 LEVEL = 0.9
 SPREAD_TRUST = 0.10  # repeat spread at which a measurement counts half in a fit
+# The forest: leaves of one point — the file's neighbouring shapes differ by real effects
+# (channel blocks, pad widths), and averaging 300 randomised trees smooths enough
+# (min_samples_leaf 2 -> 1: pad 4.4 -> 4.2 %, pw 6.3 -> 6.0 %; fit cost in docs/benchmarks.md).
+FOREST = {"n_estimators": 300, "min_samples_leaf": 1}
 
 
 def label_weights(frame: pd.DataFrame) -> np.ndarray:
@@ -170,10 +174,7 @@ class Candidate:
                          "subsample": 0.8, "loss": "huber", "random_state": self.seed}
                 self._boost = GradientBoostingRegressor(**hyper)
             else:
-                # Leaves of one point: the file's neighbouring shapes differ by real
-                # effects (channel blocks, pad widths), and averaging 300 randomised trees
-                # smooths enough (min_samples_leaf 2 -> 1: pad 4.4 -> 4.2 %, pw 6.3 -> 6.0 %).
-                hyper = {"n_estimators": 300, "min_samples_leaf": 1, "random_state": self.seed}
+                hyper = {**FOREST, "random_state": self.seed}
                 self._boost = ExtraTreesRegressor(**hyper)
             self._boost.fit(frame[list(BOOST_FEATURES)].to_numpy(float),
                             np.log(y / frame["emulated_ms"].to_numpy(float)), sample_weight=w)

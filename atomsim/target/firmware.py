@@ -127,7 +127,9 @@ def build(name: str, board: Board, sources: Sequence[Path], include_dirs: Sequen
         if not src.exists():
             raise ConfigError(f"firmware source not found: {src}")
         digest.update(src.read_bytes())
-    for d in includes:
+    # Every header the compiler can reach: the include path, and each source's own folder
+    # (a quoted #include looks there first: the harness's harness_jobs.h, serial_link.h).
+    for d in dict.fromkeys([*includes, *(src.parent for src in all_sources)]):
         for header in sorted(d.glob("*.h")):
             digest.update(header.read_bytes())
     key = digest.hexdigest()[:16]

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "atomsim_call.h"
 #include "atomsim_nn.h"
 
 enum atomsim_harness {
@@ -29,17 +30,7 @@ typedef struct {
     uint32_t size; /* sizeof(atomsim_job_t) as the host computed it */
     uint32_t op;   /* enum atomsim_op */
     int32_t status;
-    atomsim_dims in_dims, in2_dims, filter_dims, out_dims;
-    int32_t params[16]; /* the op's parameter struct, int32 fields in declaration order */
-    const int8_t *input;
-    const int8_t *input2;
-    const int8_t *filter; /* or the hard-sigmoid LUT */
-    const int32_t *bias;
-    const int32_t *multiplier;
-    const int32_t *shift;
-    int8_t *output;
-    void *scratch;
-    int32_t scratch_size;
+    ATOMSIM_CALL_FIELDS
 } atomsim_job_t;
 
 #define MAX_JOBS 16
@@ -48,33 +39,12 @@ typedef struct {
 extern volatile atomsim_job_t atomsim_jobs[MAX_JOBS];
 extern volatile uint32_t atomsim_njobs;
 
-/* One call per argument pattern of ATOMSIM_KERNELS: the job fields each kernel takes. */
-#define ATOMSIM_CALL_PAD(name)                                                                 \
-    atomsim_##name##_s8(&ctx, p, &j->in_dims, j->input, &j->out_dims, j->output)
-#define ATOMSIM_CALL_CONV(name)                                                                \
-    atomsim_##name##_s8(&ctx, p, &q, &j->in_dims, j->input, &j->filter_dims, j->filter,       \
-                        j->bias, &j->out_dims, j->output)
-#define ATOMSIM_CALL_BINARY(name)                                                              \
-    atomsim_##name##_s8(&ctx, p, &j->in_dims, j->input, j->input2, j->output)
-#define ATOMSIM_CALL_BROADCAST(name)                                                           \
-    atomsim_##name##_s8(&ctx, p, &j->in_dims, j->input, &j->in2_dims, j->input2, j->output)
-#define ATOMSIM_CALL_POOL(name)                                                                \
-    atomsim_##name##_s8(&ctx, p, &j->in_dims, j->input, &j->filter_dims, &j->out_dims,       \
-                        j->output)
-#define ATOMSIM_CALL_RANGE(name)                                                               \
-    atomsim_##name##_s8(&ctx, j->params[0], j->params[1], &j->in_dims, j->input, j->output)
-#define ATOMSIM_CALL_UNARY(name) atomsim_##name##_s8(&ctx, p, &j->in_dims, j->input, j->output)
-#define ATOMSIM_CALL_TABLE(name)                                                               \
-    atomsim_##name##_s8(&ctx, j->filter, &j->in_dims, j->input, j->output)
-
 static inline atomsim_status atomsim_harness_dispatch(const atomsim_job_t *j) {
-    const atomsim_context ctx = {j->scratch, j->scratch_size};
-    const atomsim_per_channel_quant_params q = {j->multiplier, j->shift};
-    const void *p = j->params;
+    ATOMSIM_CALL_LOCALS(j);
     switch (j->op) {
 #define ATOMSIM_OP_CASE(NAME, name, ARGS)                                                      \
     case ATOMSIM_OP_##NAME:                                                                    \
-        return ATOMSIM_CALL_##ARGS(name);
+        return ATOMSIM_CALL_##ARGS(name, j);
         ATOMSIM_KERNELS(ATOMSIM_OP_CASE)
 #undef ATOMSIM_OP_CASE
     default:

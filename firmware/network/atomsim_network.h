@@ -2,10 +2,11 @@
  * atomsim_network.h - a whole network as constant data: the layer table the network firmware
  * walks (network.c) and the generated model file fills (atomsim/profiling/network.py).
  *
- * Every layer is one kernel call of atomsim_nn.h, with the fields of the profiling harness's
- * job descriptor (firmware/harness/harness.c): dims, the op's parameter struct as int32 fields
- * in declaration order, and pointers to constants in flash (weights, bias, per-channel
- * multipliers and shifts, the hard-sigmoid table) and to activations in the arena. The arena
+ * Every layer is one kernel call of atomsim_nn.h, with the fields (atomsim_call.h) the
+ * profiling harness's job descriptor also carries (firmware/harness/harness_jobs.h): dims,
+ * the op's parameter struct as int32 fields in declaration order, and pointers to constants
+ * in flash (weights, bias, per-channel multipliers and shifts, the hard-sigmoid table) and to
+ * activations in the arena. The arena
  * is planned on the host (atomsim/nn/planner.py) over the board's SRAM banks: in the first bank
  * it is one array in .noinit (atomsim_arena), in the others (e.g. SRAM1-3 of the STM32H743,
  * where nothing is linked) the generated table points from the bank's base address. The host
@@ -18,6 +19,7 @@
 
 #include <stdint.h>
 
+#include "atomsim_call.h"
 #include "atomsim_nn.h"
 
 /* ATOMSIM_OP_<NAME> = 1, 2, ... in the order of ATOMSIM_KERNELS, then the network-only ops. */
@@ -34,17 +36,7 @@ enum atomsim_op {
 
 typedef struct {
     uint32_t op; /* enum atomsim_op */
-    atomsim_dims in_dims, in2_dims, filter_dims, out_dims;
-    int32_t params[16];
-    const int8_t *input;
-    const int8_t *input2;
-    const int8_t *filter; /* or the hard-sigmoid LUT */
-    const int32_t *bias;
-    const int32_t *multiplier;
-    const int32_t *shift;
-    int8_t *output;
-    void *scratch;
-    int32_t scratch_size;
+    ATOMSIM_CALL_FIELDS
 } atomsim_layer_t;
 
 extern const atomsim_layer_t atomsim_layers[];

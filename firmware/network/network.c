@@ -14,33 +14,12 @@
 #include "atomsim_network.h"
 #include "atomsim_rt.h"
 
-/* One call per argument pattern of ATOMSIM_KERNELS (as the profiling harness makes them). */
-#define ATOMSIM_CALL_PAD(name)                                                                 \
-    atomsim_##name##_s8(&ctx, p, &l->in_dims, l->input, &l->out_dims, l->output)
-#define ATOMSIM_CALL_CONV(name)                                                                \
-    atomsim_##name##_s8(&ctx, p, &q, &l->in_dims, l->input, &l->filter_dims, l->filter,       \
-                        l->bias, &l->out_dims, l->output)
-#define ATOMSIM_CALL_BINARY(name)                                                              \
-    atomsim_##name##_s8(&ctx, p, &l->in_dims, l->input, l->input2, l->output)
-#define ATOMSIM_CALL_BROADCAST(name)                                                           \
-    atomsim_##name##_s8(&ctx, p, &l->in_dims, l->input, &l->in2_dims, l->input2, l->output)
-#define ATOMSIM_CALL_POOL(name)                                                                \
-    atomsim_##name##_s8(&ctx, p, &l->in_dims, l->input, &l->filter_dims, &l->out_dims,       \
-                        l->output)
-#define ATOMSIM_CALL_RANGE(name)                                                               \
-    atomsim_##name##_s8(&ctx, l->params[0], l->params[1], &l->in_dims, l->input, l->output)
-#define ATOMSIM_CALL_UNARY(name) atomsim_##name##_s8(&ctx, p, &l->in_dims, l->input, l->output)
-#define ATOMSIM_CALL_TABLE(name)                                                               \
-    atomsim_##name##_s8(&ctx, l->filter, &l->in_dims, l->input, l->output)
-
 static atomsim_status run_layer(const atomsim_layer_t *l) {
-    const atomsim_context ctx = {l->scratch, l->scratch_size};
-    const atomsim_per_channel_quant_params q = {l->multiplier, l->shift};
-    const void *p = l->params;
+    ATOMSIM_CALL_LOCALS(l);
     switch (l->op) {
 #define ATOMSIM_OP_CASE(NAME, name, ARGS)                                                      \
     case ATOMSIM_OP_##NAME:                                                                    \
-        return ATOMSIM_USES_##NAME ? ATOMSIM_CALL_##ARGS(name) : ATOMSIM_ARG_ERROR;
+        return ATOMSIM_USES_##NAME ? ATOMSIM_CALL_##ARGS(name, l) : ATOMSIM_ARG_ERROR;
         ATOMSIM_KERNELS(ATOMSIM_OP_CASE)
 #undef ATOMSIM_OP_CASE
     case ATOMSIM_OP_SOFTMAX:

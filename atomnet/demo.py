@@ -183,36 +183,30 @@ def main(argv: list[str] | None = None) -> int:
 def _calibrate_once(space, board: str, db, console) -> str | None:
     """Calibrate the demo's AtomDB against the shared H743 measurements, once (a calibration
     already in the file is reused). Returns the calibration id, or None without the file."""
-    import sqlite3
-
-    from atomnet.search import Evaluator
+    from atomnet.search import Evaluator, latest_calibration
     from atomsim.core.paths import shared_data_dir
+    from atomsim.db import AtomDB
 
     csv = shared_data_dir() / "atomdb-h743-calibration.csv"
     if not csv.is_file():
         console.print(f"no {csv}: the search uses raw emulated latencies", highlight=False)
         return None
-    Evaluator(space, board, db, calibrated="off", log=lambda m: console.print(
-        m, highlight=False)).prepare()  # the space's atoms in the AtomDB, to be calibrated
-    con = sqlite3.connect(db)
-    try:
-        row = con.execute("SELECT id FROM calibrations WHERE board = ? ORDER BY created_at "
-                          "DESC LIMIT 1", (board,)).fetchone()
-    except sqlite3.OperationalError:  # no calibration tables yet
-        row = None
-    finally:
-        con.close()
-    if row:
-        console.print(f"calibration {row[0]} (in {db}) gives the board latencies",
+    ev = Evaluator(space, board, db, calibrated="off", log=lambda m: console.print(
+        m, highlight=False))
+    ev.prepare()  # the space's atoms in the AtomDB, to be calibrated
+    with AtomDB.open(db) as atomdb:
+        cal_id = latest_calibration(atomdb, board, ev.variant)
+    if cal_id is not None:
+        console.print(f"calibration {cal_id} (in {db}) gives the board latencies",
                       highlight=False)
-        return row[0]
+        return cal_id
     from calibration.calibrate import calibrate
     from calibration.measurements import read_csv
 
     console.print(f"calibrating {board} from {csv.name} (all rows; once, about two minutes: "
                   "the space's and the file's atoms run with the traffic counter) …",
                   highlight=False)
-    cal = calibrate(read_csv(csv), board, db, workers=2)
+    cal = calibrate(read_csv(csv), board, db, variant=ev.variant, workers=2)
     console.print(f"calibration {cal.id}: the search uses each atom's calibrated latency "
                   "(upper end of its 90 % interval)", highlight=False)
     return cal.id

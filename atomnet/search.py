@@ -322,6 +322,18 @@ class LatencySource:
                 f"{self.calibrated_atoms} atoms, raw emulated latency for {self.raw_atoms}")
 
 
+def latest_calibration(db: AtomDB, board: str, variant: str) -> str | None:
+    """The id of the newest calibration of ``board`` and kernel ``variant`` in the AtomDB file
+    (the calibration package's ``calibrations`` table), or None."""
+    con = db.connection
+    if con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = "
+                   "'calibrations'").fetchone() is None:
+        return None
+    row = con.execute("SELECT id FROM calibrations WHERE board = ? AND kernel_variant = ? "
+                      "ORDER BY created_at DESC, rowid DESC LIMIT 1", (board, variant)).fetchone()
+    return None if row is None else row[0]
+
+
 def latencies(db: AtomDB, board: str, variant: str, keys: list[str], *,
               calibrated: str = "high") -> LatencySource:
     """Latency per atom key; ``calibrated``: ``high`` (interval upper end), ``mid`` (point
@@ -334,18 +346,13 @@ def latencies(db: AtomDB, board: str, variant: str, keys: list[str], *,
     ms = {k: best[k].latency_ms for k in keys}
     cal_id, n_cal = None, 0
     if calibrated != "off":
-        con = db.connection
-        has = con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = "
-                          "'calibrations'").fetchone()
-        row = con.execute("SELECT id FROM calibrations WHERE board = ? AND kernel_variant = ? "
-                          "ORDER BY created_at DESC, rowid DESC LIMIT 1",
-                          (board, variant)).fetchone() if has else None
-        if row is not None:
-            cal_id = row[0]
+        cal_id = latest_calibration(db, board, variant)
+        if cal_id is not None:
             column = "interval_high_ms" if calibrated == "high" else "calibrated_ms"
             wanted = set(keys)
-            for k, v in con.execute(f"SELECT atom_key, {column} FROM calibrated_latency WHERE "
-                                    "calibration_id = ? AND status = 'ok'", (cal_id,)):
+            for k, v in db.connection.execute(
+                    f"SELECT atom_key, {column} FROM calibrated_latency WHERE "
+                    "calibration_id = ? AND status = 'ok'", (cal_id,)):
                 if k in wanted and v is not None:
                     ms[k] = float(v)
                     n_cal += 1

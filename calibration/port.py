@@ -32,13 +32,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from atomsim.boards import Board, get_board
 from atomsim.core.errors import ConfigError
+from atomsim.core.paths import may_write
 from atomsim.db import AtomDB
 from atomsim.db.errors import DatabaseReadOnly
 from atomsim.nn.atoms import Atom
@@ -182,9 +182,7 @@ def _check_writable(path: Path, what: str) -> None:
     if not folder.is_dir():
         raise ConfigError(f"{what} {path}: no such directory {folder}")
     for target in ((path, folder) if path.exists() else (folder,)):
-        mode = target.stat().st_mode
-        if not (mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
-                and os.access(target, os.W_OK)):
+        if not may_write(target):
             kind = "directory" if target.is_dir() else "file"
             raise DatabaseReadOnly(f"{what} {path}: the {kind} {target} is read-only; "
                                    "nothing was written")

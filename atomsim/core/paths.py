@@ -54,3 +54,14 @@ def writable_dir(path: Path, what: str) -> Path:
 def shared_data_dir() -> Path:
     """``../shared/data`` beside the checkout (real data made by others; never copied in)."""
     return REPO_ROOT.parent / "shared" / "data"
+
+
+def may_write(path: Path) -> bool:
+    """Whether ``path`` may be written: its permission bits allow it (honoured even for root,
+    whom ``os.access`` alone lets write a read-only file) and the OS agrees; False when it
+    cannot be read at all."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & 0o222) and os.access(path, os.W_OK)

@@ -19,7 +19,6 @@ import math
 import os
 import re
 import sqlite3
-import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from atomsim.core.errors import ConfigError
+from atomsim.core.paths import may_write
 from atomsim.db.errors import (
     AtomDBError,
     DatabaseBusy,
@@ -94,15 +94,6 @@ def _sniff(head: bytes) -> str:
     if b"\x00" in head:
         return "a binary file"
     return "a text file"
-
-
-def _writable(path: Path) -> bool:
-    """Whether ``path`` may be written: permission bits say so (honoured even for root)."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return False
-    return bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) and os.access(path, os.W_OK)
 
 
 class AtomDB:
@@ -266,7 +257,7 @@ class AtomDB:
         if version is not None:
             self._check_version(version, 1)
         for what, target in (("file", self.path), ("directory", self.path.parent)):
-            if target.exists() and not _writable(target):
+            if target.exists() and not may_write(target):
                 raise DatabaseReadOnly(
                     f"{self.path}: the {what} {target} is read-only; nothing was written "
                     "(a writing command needs write access to the file and its directory)")

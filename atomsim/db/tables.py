@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from atomsim.boards import board_ids
 from atomsim.core.errors import ConfigError
+from atomsim.core.paths import may_write
 from atomsim.db.errors import (
     BadTableValue,
     OutputError,
@@ -75,13 +76,10 @@ def _check_output(path: Path) -> None:
     if not path.parent.is_dir():
         raise OutputError(f"cannot write {path}: no such directory {path.parent}")
     for target in (path.parent, path):
-        if target.exists() and not _may_write(target):
+        if target.exists() and not may_write(target):
             raise OutputError(f"cannot write {path}: {target} is read-only")
 
 
-def _may_write(path: Path) -> bool:
-    """Permission bits allow writing (honoured even for root, like AtomDB's own files)."""
-    return bool(path.stat().st_mode & 0o222) and os.access(path, os.W_OK)
 
 
 def export_table(db: MeasurementStore, path: str | Path, *, board: str | None = None,
